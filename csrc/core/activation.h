@@ -1,0 +1,99 @@
+// The activations of docs/design.md. Every derivative is written through the layer's output
+// y = f(z), so the forward pass saves outputs only and the backward pass never recomputes f.
+#pragma once
+
+#include "common.h"
+
+namespace ganfast {
+namespace core {
+
+enum Activation : int {
+  kIdentity = 0,
+  kRelu = 1,
+  kLeakyRelu = 2,  // param: negative slope (> 0)
+  kElu = 3,        // param: alpha (> 0)
+  kTanh = 4,
+  kSigmoid = 5,
+};
+constexpr int kNumActivations = 6;
+
+template <typename T>
+GF_HD T exp_(T x) {
+#if defined(__CUDA_ARCH__)
+  return exp(x);
+#else
+  return std::exp(x);
+#endif
+}
+
+template <typename T>
+GF_HD T tanh_(T x) {
+#if defined(__CUDA_ARCH__)
+  return tanh(x);
+#else
+  return std::tanh(x);
+#endif
+}
+
+// Logistic function without overflow for large |z|: exp only ever sees a non-positive argument.
+template <typename T>
+GF_HD T sigmoid(T z) {
+  const T e = exp_(z >= T(0) ? -z : z);
+  return z >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
+template <typename T>
+GF_HD T activate(int act, T z, T param) {
+  switch (act) {
+    case kRelu: return z > T(0) ? z : T(0);
+    case kLeakyRelu: return z > T(0) ? z : param * z;
+    case kElu: return z > T(0) ? z : param * (exp_(z) - T(1));
+    case kTanh: return tanh_(z);
+    case kSigmoid: return sigmoid(z);
+    default: return z;
+  }
+}
+
+// f'(z) from y = f(z).
+template <typename T>
+GF_HD T activation_grad(int act, T y, T param) {
+  switch (act) {
+    case kRelu: return y > T(0) ? T(1) : T(0);
+    case kLeakyRelu: return y > T(0) ? T(1) : param;
+    case kElu: return y > T(0) ? T(1) : y + param;
+    case kTanh: return T(1) - y * y;
+    case kSigmoid: return y * (T(1) - y);
+    default: return T(1);
+  }
+}
+
+// Row versions: the switch is hoisted out of the loop so that each case vectorises.
+template <typename T>
+inline void activate_row(int act, T param, T* z, int64_t n) {
+  switch (act) {
+    case kIdentity: return;
+    case kRelu: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = z[i] > T(0) ? z[i] : T(0); return;
+    case kLeakyRelu: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = z[i] > T(0) ? z[i] : param * z[i]; return;
+    case kElu: for (int64_t i = 0; i < n; ++i) z[i] = activate<T>(kElu, z[i], param); return;
+    case kTanh: for (int64_t i = 0; i < n; ++i) z[i] = tanh_(z[i]); return;
+    case kSigmoid: for (int64_t i = 0; i < n; ++i) z[i] = sigmoid(z[i]); return;
+    default: return;
+  }
+}
+
+// g[i] *= f'(z_i), from y = f(z).
+template <typename T>
+inline void scale_by_activation_grad(int act, T param, const T* y, T* g, int64_t n) {
+  switch (act) {
+    case kIdentity: return;
+    case kRelu: GF_SIMD for (int64_t i = 0; i < n; ++i) g[i] = y[i] > T(0) ? g[i] : T(0); return;
+    case kLeakyRelu: GF_SIMD for (int64_t i = 0; i < n; ++i) g[i] = y[i] > T(0) ? g[i] : g[i] * param; return;
+    case kElu: GF_SIMD for (int64_t i = 0; i < n; ++i) g[i] = y[i] > T(0) ? g[i] : g[i] * (y[i] + param); return;
+    case kTanh: GF_SIMD for (int64_t i = 0; i < n; ++i) g[i] *= T(1) - y[i] * y[i]; return;
+    case kSigmoid: GF_SIMD for (int64_t i = 0; i < n; ++i) g[i] *= y[i] * (T(1) - y[i]); return;
+    default: return;
+  }
+}
+
+}  // namespace core
+}  // namespace ganfast

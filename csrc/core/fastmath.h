@@ -1,0 +1,67 @@
+// Branch-free double-precision ln and sin/cos(2*pi*u) for Box-Muller. libm's versions are
+// accurate but scalar (GCC turns sin+cos into one `sincos` call it cannot vectorise); these are
+// straight-line arithmetic, so loops over them vectorise, and CPU and CUDA share one
+// definition. Coefficients are fdlibm's (e_log.c, k_sin.c, k_cos.c): about 1 ulp.
+#pragma once
+
+#include "common.h"
+
+namespace ganfast {
+namespace core {
+
+// ln(x) for a normal double x > 0 (the Box-Muller u1 lies in [2^-32, 1]: no zeros, no
+// infinities, no denormals, so those cases are not handled).
+GF_HD double log_unit(double x) {
+  constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+  constexpr double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01,
+                   Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01,
+                   Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+                   Lg7 = 1.479819860511658591e-01;
+  const uint64_t bits = bits_of(x);
+  // Split x = 2^k * m with m in [sqrt(2)/2, sqrt(2)): mantissas above sqrt(2) (high word
+  // >= 0x6a09c) are halved and k bumped, so log1p's argument stays small (fdlibm's trick).
+  const uint32_t hx = static_cast<uint32_t>(bits >> 32);
+  const uint32_t hm = hx & 0x000fffffu;
+  const uint32_t i = (hm + 0x95f64u) & 0x100000u;
+  const int k = static_cast<int>(hx >> 20) - 1023 + static_cast<int>(i >> 20);
+  const double m =
+      double_of((static_cast<uint64_t>(hm | (i ^ 0x3ff00000u)) << 32) | (bits & 0xffffffffu));
+  const double f = m - 1.0;
+  const double s = f / (2.0 + f);
+  const double z = s * s, w = z * z;
+  const double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
+  const double t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
+  const double R = t2 + t1;
+  const double hfsq = 0.5 * f * f;
+  const double dk = static_cast<double>(k);
+  return dk * ln2_hi - ((hfsq - (s * (hfsq + R) + dk * ln2_lo)) - f);
+}
+
+// sin and cos of 2*pi*u for u in [0, 1). The reduction is exact: u has at most 53 significant
+// bits and q/4 is a dyadic rational, so t = u - q/4 in [-1/8, 1/8] carries no rounding error.
+GF_HD void sincos_2pi(double u, double* sin_out, double* cos_out) {
+  constexpr double two_pi = 6.28318530717958647692;
+  constexpr double S1 = -1.66666666666666324348e-01, S2 = 8.33333333332248946124e-03,
+                   S3 = -1.98412698298579493134e-04, S4 = 2.75573137070700676789e-06,
+                   S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10;
+  constexpr double C1 = 4.16666666666666019037e-02, C2 = -1.38888888888741095749e-03,
+                   C3 = 2.48015872894767294178e-05, C4 = -2.75573143513906633035e-07,
+                   C5 = 2.08757232129817482790e-09, C6 = -1.13596475577881948265e-11;
+  const int q = static_cast<int>(u * 4.0 + 0.5);  // nearest quarter turn, 0..4
+  const double x = (u - 0.25 * q) * two_pi;       // |x| <= pi/4
+  const double z = x * x;
+  const double r_s = S2 + z * (S3 + z * (S4 + z * (S5 + z * S6)));
+  const double s = x + z * x * (S1 + z * r_s);
+  const double r_c = z * (C1 + z * (C2 + z * (C3 + z * (C4 + z * (C5 + z * C6)))));
+  const double hz = 0.5 * z, one_minus = 1.0 - hz;
+  const double c = one_minus + (((1.0 - one_minus) - hz) + z * r_c);
+  // Rotate by q quarter turns: (s, c) -> (c, -s) -> (-s, -c) -> (-c, s).
+  const int qm = q & 3;
+  const double sin_v = (qm & 1) ? c : s;
+  const double cos_v = (qm & 1) ? s : c;
+  *sin_out = (qm & 2) ? -sin_v : sin_v;
+  *cos_out = ((qm + 1) & 2) ? -cos_v : cos_v;
+}
+
+}  // namespace core
+}  // namespace ganfast

@@ -1,0 +1,105 @@
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11) and the
+// word -> number transforms of docs/design.md. Counter-based: any word of any stream is a pure
+// function of (seed, index), which is what lets CPU, CUDA, threads and resumed runs agree.
+#pragma once
+
+#include "common.h"
+#include "fastmath.h"
+
+namespace ganfast {
+namespace core {
+
+struct Words4 {
+  uint32_t v[4];
+};
+
+GF_HD Words4 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
+                           uint32_t k1) {
+  constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
+  constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+#pragma unroll
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = static_cast<uint64_t>(M0) * c0;
+    const uint64_t p1 = static_cast<uint64_t>(M1) * c2;
+    const uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
+    const uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+    k0 += W0;
+    k1 += W1;
+  }
+  return Words4{{c0, c1, c2, c3}};
+}
+
+// Block b of the stream of `seed`: counter (b_lo, b_hi, 0, 0), key (seed_lo, seed_hi).
+GF_HD Words4 philox_block(uint64_t seed, uint64_t block) {
+  return philox4x32_10(static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), 0u, 0u,
+                       static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+}
+
+GF_HD uint32_t philox_word(uint64_t seed, uint64_t index) {
+  return philox_block(seed, index >> 2).v[index & 3];
+}
+
+// Host loop: words [offset, offset + n) of a stream, one Philox call per 4 words.
+inline void philox_fill_words(uint64_t seed, uint64_t offset, int64_t n, uint32_t* out) {
+  int64_t i = 0;
+  while (i < n) {
+    const uint64_t index = offset + static_cast<uint64_t>(i);
+    const Words4 w = philox_block(seed, index >> 2);
+    for (unsigned lane = static_cast<unsigned>(index & 3); lane < 4 && i < n; ++lane) out[i++] = w.v[lane];
+  }
+}
+
+// --- word -> number ------------------------------------------------------------------------
+
+template <typename T>
+struct Uniform;
+
+// float32: 24 random bits, exactly representable; scale/shift in float, no FMA (the reference
+// does two separate float ops, and the build uses -ffp-contract=off).
+template <>
+struct Uniform<float> {
+  float scale, low;
+  GF_HD Uniform(double lo, double hi) : scale(static_cast<float>(hi - lo)), low(static_cast<float>(lo)) {}
+  GF_HD float operator()(uint32_t w) const {
+    const float u = static_cast<float>(w >> 8) * 0x1p-24f;
+    const float scaled = u * scale;
+    return scaled + low;
+  }
+};
+
+template <>
+struct Uniform<double> {
+  double scale, low;
+  GF_HD Uniform(double lo, double hi) : scale(hi - lo), low(lo) {}
+  GF_HD double operator()(uint32_t w) const {
+    const double scaled = static_cast<double>(w) * 0x1p-32 * scale;
+    return scaled + low;
+  }
+};
+
+// Box-Muller on one word pair -> two standard normals (cos branch, sin branch), in double.
+GF_HD void box_muller(uint32_t a, uint32_t b, double* z_cos, double* z_sin) {
+  const double u1 = (static_cast<double>(a) + 1.0) * 0x1p-32;  // (0, 1]: log never sees 0
+  const double u2 = static_cast<double>(b) * 0x1p-32;
+  const double r = sqrt(-2.0 * log_unit(u1));
+  double s, c;
+  sincos_2pi(u2, &s, &c);
+  *z_cos = r * c;
+  *z_sin = r * s;
+}
+
+// Dropout keeps a unit iff (w >> 8) * 2^-24 >= p, i.e. iff (w >> 8) >= ceil(p * 2^24).
+GF_HD uint32_t dropout_threshold(double p) {
+  const double t = p * 16777216.0;
+  const uint32_t floor_t = static_cast<uint32_t>(t);
+  return static_cast<double>(floor_t) == t ? floor_t : floor_t + 1u;
+}
+
+GF_HD bool dropout_keep(uint32_t w, uint32_t threshold) { return (w >> 8) >= threshold; }
+
+}  // namespace core
+}  // namespace ganfast

@@ -1,0 +1,76 @@
+"""Python face of the torch.ops.ganfast operators: fake-tensor kernels (so the ops trace under
+torch.compile) and autograd for mlp_forward. Import only when the extension is available.
+"""
+from __future__ import annotations
+
+import torch
+
+from ganfast import _ext
+
+_ext.require("ganfast.ops")
+
+_ops = torch.ops.ganfast
+
+
+@torch.library.register_fake("ganfast::fill_uniform_")
+def _(out, seed, offset, lo, hi):
+    return None
+
+
+@torch.library.register_fake("ganfast::fill_normal_")
+def _(out, seed, offset, mean, std):
+    return None
+
+
+@torch.library.register_fake("ganfast::mlp_forward")
+def _(x, params, widths, acts, act_params, dropout, seed, offset):
+    n = x.shape[0]
+    out = x.new_empty((n, widths[-1]))
+    saved = x.new_empty((n * sum(widths[1:]),))
+    return out, saved
+
+
+@torch.library.register_fake("ganfast::mlp_backward")
+def _(grad_out, x, params, saved, widths, acts, act_params, dropout, seed, offset):
+    return torch.empty_like(x), torch.empty_like(params)
+
+
+def _setup_context(ctx, inputs, output):
+    x, params, widths, acts, act_params, dropout, seed, offset = inputs
+    ctx.save_for_backward(x, params, output[1])
+    ctx.args = (widths, acts, act_params, dropout, seed, offset)
+
+
+def _backward(ctx, grad_out, grad_saved):
+    x, params, saved = ctx.saved_tensors
+    if grad_out is None:
+        return (None,) * 8
+    grad_x, grad_params = _ops.mlp_backward(grad_out.contiguous(), x, params, saved, *ctx.args)
+    return (
+        grad_x if ctx.needs_input_grad[0] else None,
+        grad_params if ctx.needs_input_grad[1] else None,
+        None, None, None, None, None, None,
+    )
+
+
+torch.library.register_autograd("ganfast::mlp_forward", _backward, setup_context=_setup_context)
+
+
+def mlp_forward(x, params, spec, train=False, seed=0, offset=0):
+    """The fused MLP: (N, d0) -> (N, dL), differentiable in x and params."""
+    dropout = spec.dropout if train else 0.0
+    out, _ = _ops.mlp_forward(
+        x, params, list(spec.widths), spec.layer_act_codes, spec.layer_act_params,
+        dropout, int(seed), int(offset),
+    )
+    return out
+
+
+def fill_uniform_(out, seed, offset, low, high):
+    _ops.fill_uniform_(out, int(seed), int(offset), float(low), float(high))
+    return out
+
+
+def fill_normal_(out, seed, offset, mean, std):
+    _ops.fill_normal_(out, int(seed), int(offset), float(mean), float(std))
+    return out
