@@ -7,7 +7,7 @@
 
 #include <cmath>
 
-#include "core/mlp.h"
+#include "core/mlp_desc.h"
 
 namespace ganfast {
 

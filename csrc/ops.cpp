@@ -4,7 +4,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
-#include "core/mlp.h"
+#include "core/mlp_desc.h"
+#include "cpu/kernels.h"
 
 extern "C" {
 // `import ganfast._C` only needs a module object; the ops live in torch.ops.ganfast.
@@ -14,6 +15,7 @@ PyObject* PyInit__C(void) {
   if (m == nullptr) return nullptr;
   PyModule_AddIntConstant(m, "MAX_WIDTH", ganfast::core::kMaxWidth);
   PyModule_AddIntConstant(m, "MAX_LAYERS", ganfast::core::kMaxLayers);
+  PyModule_AddStringConstant(m, "CPU_ISA", ganfast::cpu::kernel_isa());
 #ifdef GANFAST_WITH_CUDA
   PyModule_AddIntConstant(m, "WITH_CUDA", 1);
 #else
@@ -32,4 +34,15 @@ TORCH_LIBRARY(ganfast, m) {
   m.def(
       "mlp_backward(Tensor grad_out, Tensor x, Tensor params, Tensor saved, int[] widths, int[] acts, "
       "float[] act_params, float dropout, int seed, int offset) -> (Tensor grad_x, Tensor grad_params)");
+  // The whole toy-GAN loop for a population of P GANs, num_epochs epochs, in place on the
+  // state tensors; returns the (P, 5) metrics of the last epoch (docs/design.md, "Engine").
+  m.def(
+      "gan_train_(Tensor(a!) g_params, Tensor(b!) d_params, Tensor(c!) g_opt, Tensor(d!) d_opt, "
+      "Tensor(e!) offsets, Tensor(f!) epochs, Tensor seeds, Tensor lrs, "
+      "int[] g_widths, int[] g_acts, float[] g_act_params, float g_dropout, "
+      "int[] d_widths, int[] d_acts, float[] d_act_params, float d_dropout, int d_input, "
+      "int noise_kind, int noise_dim, float noise_a, float noise_b, "
+      "int data_dim, float[] data_centers, float[] data_cum_weights, float[] data_std, int batch, "
+      " int d_steps, int g_steps, int g_loss, "
+      "int[] opt_kinds, float[] opt_d, float[] opt_g, int num_epochs) -> Tensor metrics");
 }

@@ -17,6 +17,8 @@ class FallbackWarning(UserWarning):
 def _load():
     if os.environ.get("GANFAST_DISABLE_EXTENSION", "").strip() not in ("", "0"):
         return None, "disabled by GANFAST_DISABLE_EXTENSION"
+    import torch  # noqa: F401  (_C links against libtorch/libc10, which torch loads)
+
     try:
         from ganfast import _C  # noqa: F401  (loading registers torch.ops.ganfast.*)
     except (ImportError, OSError) as exc:  # missing build, or an ABI mismatch with this torch

@@ -9,7 +9,7 @@ import torch
 
 from ganfast import _ext, reference
 from ganfast import random as philox
-from ganfast.spec import MAX_WIDTH, MLPSpec
+from ganfast.spec import MAX_LAYERS, MAX_WIDTH, MLPSpec
 
 BACKENDS = ("auto", "fused", "torch")
 
@@ -27,8 +27,10 @@ def fused_unavailable_reason(spec: MLPSpec | None, device, dtype) -> str | None:
         return f"ganfast was built without kernels for {device.type} devices"
     if dtype not in (torch.float32, torch.float64):
         return f"the fused kernels take float32 or float64, not {dtype}"
-    if spec is not None and not spec.fits_fused:
+    if spec is not None and max(spec.widths) > MAX_WIDTH:
         return f"a layer is wider than the fused kernels' limit of {MAX_WIDTH} (widths {list(spec.widths)})"
+    if spec is not None and spec.num_layers > MAX_LAYERS:
+        return f"the network has {spec.num_layers} layers, more than the fused kernels' limit of {MAX_LAYERS}"
     return None
 
 
@@ -76,6 +78,7 @@ def mlp(x, params, spec: MLPSpec, *, train: bool = False, seed: int = 0, offset:
     and the call consumes spec.dropout_words(batch) words of that stream.
     """
     check_mlp_args(x, params, spec)
+    seed, offset = philox._check_seed(seed), philox._check_offset(offset)  # same errors on every backend
     if resolve_backend(backend, spec, x.device, x.dtype) == "fused":
         from ganfast import ops
 

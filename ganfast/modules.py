@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ganfast import functional, reference
+from ganfast.random import PhiloxStream
 from ganfast.spec import MLPSpec
 
 
@@ -18,15 +19,16 @@ class MLP(nn.Module):
 
     Initialised like nn.Linear (and bitwise like the nn.Linear layers of the equivalent
     nn.Sequential built under the same torch seed). Dropout masks in training mode come from
-    Philox (seed, offset); the offset advances with every training-mode forward pass and is
-    saved in the state_dict, so a reloaded module continues the same stream.
+    a PhiloxStream (its own, from `seed`, or one shared with other modules via `stream=`); every
+    training-mode forward pass advances it, and its position is saved in the state_dict, so a
+    reloaded module continues the same stream.
     """
 
     default_output_activation = "identity"
 
     def __init__(self, widths, activation="relu", output_activation=None, dropout=0.0, *,
                  activation_param=None, output_activation_param=None, backend="auto",
-                 seed=0, dtype=torch.float32, device=None):
+                 seed=0, stream: PhiloxStream | None = None, dtype=torch.float32, device=None):
         super().__init__()
         if output_activation is None:
             output_activation = self.default_output_activation
@@ -34,8 +36,7 @@ class MLP(nn.Module):
                             activation_param, output_activation_param)
         functional.resolve_backend(backend)  # reject unknown names now, not at the first call
         self.backend = backend
-        self.seed = int(seed)
-        self.rng_offset = 0
+        self.stream = stream if stream is not None else PhiloxStream(seed)
         self.params = nn.Parameter(reference.init_params(self.spec, dtype=dtype, device=device))
 
     @classmethod
@@ -49,11 +50,20 @@ class MLP(nn.Module):
         """The backend a forward call on this module's device and dtype runs: fused or torch."""
         return functional.resolve_backend(self.backend, self.spec, self.params.device, self.params.dtype)
 
+    @property
+    def seed(self) -> int:
+        return self.stream.seed
+
+    @property
+    def rng_offset(self) -> int:
+        """Philox words this module's stream has handed out so far."""
+        return self.stream.offset
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        offset = self.rng_offset
-        if self.training and self.spec.dropout > 0:
-            self.rng_offset += self.spec.dropout_words(x.shape[0] if x.dim() == 2 else 0)
-        return functional.mlp(x, self.params, self.spec, train=self.training, seed=self.seed,
+        functional.check_mlp_args(x, self.params, self.spec)  # before the stream advances
+        train = self.training and self.spec.dropout > 0
+        offset = self.stream.take(self.spec.dropout_words(x.shape[0])) if train else self.stream.offset
+        return functional.mlp(x, self.params, self.spec, train=self.training, seed=self.stream.seed,
                               offset=offset, backend=self.backend)
 
     def to_sequential(self) -> nn.Sequential:
@@ -66,11 +76,11 @@ class MLP(nn.Module):
             self.params.copy_(reference.flat_from_sequential(seq, self.spec))
 
     def get_extra_state(self):
-        return {"seed": self.seed, "rng_offset": self.rng_offset}
+        return {"seed": self.stream.seed, "rng_offset": self.stream.offset}
 
     def set_extra_state(self, state):
-        self.seed = int(state["seed"])
-        self.rng_offset = int(state["rng_offset"])
+        self.stream.seed = int(state["seed"])
+        self.stream.offset = int(state["rng_offset"])
 
     def extra_repr(self) -> str:
         s = self.spec

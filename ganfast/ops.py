@@ -1,5 +1,5 @@
 """Python face of the torch.ops.ganfast operators: fake-tensor kernels (so the ops trace under
-torch.compile) and autograd for mlp_forward. Import only when the extension is available.
+torch.compile) and thin wrappers. Import only when the extension is available.
 """
 from __future__ import annotations
 
@@ -35,25 +35,8 @@ def _(grad_out, x, params, saved, widths, acts, act_params, dropout, seed, offse
     return torch.empty_like(x), torch.empty_like(params)
 
 
-def _setup_context(ctx, inputs, output):
-    x, params, widths, acts, act_params, dropout, seed, offset = inputs
-    ctx.save_for_backward(x, params, output[1])
-    ctx.args = (widths, acts, act_params, dropout, seed, offset)
-
-
-def _backward(ctx, grad_out, grad_saved):
-    x, params, saved = ctx.saved_tensors
-    if grad_out is None:
-        return (None,) * 8
-    grad_x, grad_params = _ops.mlp_backward(grad_out.contiguous(), x, params, saved, *ctx.args)
-    return (
-        grad_x if ctx.needs_input_grad[0] else None,
-        grad_params if ctx.needs_input_grad[1] else None,
-        None, None, None, None, None, None,
-    )
-
-
-torch.library.register_autograd("ganfast::mlp_forward", _backward, setup_context=_setup_context)
+# Autograd for mlp_forward is registered in C++ (csrc/autograd.cpp): a Python backward would
+# cost more than the fused kernels themselves for the toy networks.
 
 
 def mlp_forward(x, params, spec, train=False, seed=0, offset=0):

@@ -212,3 +212,33 @@ def dropout_mask(batch: int, width: int, p: float, seed: int, offset: int,
     w = philox_words(seed, offset, batch * width, device=device)
     u = (w >> 8).to(torch.float64) * 2.0 ** -24
     return (u >= float(p)).reshape(batch, width)
+
+
+class PhiloxStream:
+    """A position in the Philox stream of `seed`: whoever draws takes words from `offset` on.
+
+    Sharing one stream between G, D and the samplers makes their draws interleave in call order,
+    which is how the fused engine consumes its stream (docs/design.md, "Training loop").
+    """
+
+    def __init__(self, seed: int = 0, offset: int = 0):
+        self.seed = _check_seed(seed)
+        self.offset = _check_offset(offset)
+
+    def take(self, n_words: int) -> int:
+        """Reserve the next n_words words; returns the offset they start at."""
+        start = self.offset
+        self.offset += _check_count(n_words, "n_words")
+        return start
+
+    def uniform(self, n, low=0.0, high=1.0, dtype=torch.float32, device=None) -> torch.Tensor:
+        return uniform(n, self.seed, self.take(words_for_uniform(n)), low, high, dtype, device)
+
+    def normal(self, n, mean=0.0, std=1.0, dtype=torch.float32, device=None) -> torch.Tensor:
+        return normal(n, self.seed, self.take(words_for_normal(n)), mean, std, dtype, device)
+
+    def words(self, n, device=None) -> torch.Tensor:
+        return philox_words(self.seed, self.take(n), n, device=device)
+
+    def __repr__(self):
+        return f"PhiloxStream(seed={self.seed}, offset={self.offset})"

@@ -11,6 +11,8 @@ from typing import Sequence
 
 #: Widest layer the fused kernels accept (see docs/design.md); wider nets use PyTorch.
 MAX_WIDTH = 256
+#: Most linear layers the fused kernels accept (core::kMaxLayers); deeper nets use PyTorch.
+MAX_LAYERS = 16
 
 #: Activation name -> code used by the C++/CUDA kernels.
 ACTIVATIONS = {
@@ -104,8 +106,8 @@ class MLPSpec:
 
     @property
     def fits_fused(self) -> bool:
-        """True when every width is within the fused kernels' limit."""
-        return max(self.widths) <= MAX_WIDTH
+        """True when every width and the depth are within the fused kernels' limits."""
+        return max(self.widths) <= MAX_WIDTH and self.num_layers <= MAX_LAYERS
 
     def layer_slices(self):
         """[(weight_slice, weight_shape, bias_slice), ...] into the flat buffer, per layer."""

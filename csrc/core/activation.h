@@ -3,37 +3,23 @@
 #pragma once
 
 #include "common.h"
+#include "fastmath.h"
+#include "mlp_desc.h"
 
-namespace ganfast {
-namespace core {
+GF_BEGIN_NAMESPACE
 
-enum Activation : int {
-  kIdentity = 0,
-  kRelu = 1,
-  kLeakyRelu = 2,  // param: negative slope (> 0)
-  kElu = 3,        // param: alpha (> 0)
-  kTanh = 4,
-  kSigmoid = 5,
-};
-constexpr int kNumActivations = 6;
 
-template <typename T>
-GF_HD T exp_(T x) {
+// float on the host uses the branch-free fastmath.h versions (they vectorise; libm's do not);
+// double keeps libm (the float64 path is the precision path, tested to 1e-12).
+GF_HD double exp_(double x) { return exp(x); }
+GF_HD double tanh_(double x) { return tanh(x); }
 #if defined(__CUDA_ARCH__)
-  return exp(x);
+GF_HD float exp_(float x) { return expf(x); }
+GF_HD float tanh_(float x) { return tanhf(x); }
 #else
-  return std::exp(x);
+GF_HD float exp_(float x) { return exp_f(x); }
+GF_HD float tanh_(float x) { return tanh_f(x); }
 #endif
-}
-
-template <typename T>
-GF_HD T tanh_(T x) {
-#if defined(__CUDA_ARCH__)
-  return tanh(x);
-#else
-  return std::tanh(x);
-#endif
-}
 
 // Logistic function without overflow for large |z|: exp only ever sees a non-positive argument.
 template <typename T>
@@ -74,9 +60,9 @@ inline void activate_row(int act, T param, T* z, int64_t n) {
     case kIdentity: return;
     case kRelu: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = z[i] > T(0) ? z[i] : T(0); return;
     case kLeakyRelu: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = z[i] > T(0) ? z[i] : param * z[i]; return;
-    case kElu: for (int64_t i = 0; i < n; ++i) z[i] = activate<T>(kElu, z[i], param); return;
-    case kTanh: for (int64_t i = 0; i < n; ++i) z[i] = tanh_(z[i]); return;
-    case kSigmoid: for (int64_t i = 0; i < n; ++i) z[i] = sigmoid(z[i]); return;
+    case kElu: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = activate<T>(kElu, z[i], param); return;
+    case kTanh: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = tanh_(z[i]); return;
+    case kSigmoid: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = sigmoid(z[i]); return;
     default: return;
   }
 }
@@ -95,5 +81,4 @@ inline void scale_by_activation_grad(int act, T param, const T* y, T* g, int64_t
   }
 }
 
-}  // namespace core
-}  // namespace ganfast
+GF_END_NAMESPACE

@@ -6,8 +6,7 @@
 
 #include "common.h"
 
-namespace ganfast {
-namespace core {
+GF_BEGIN_NAMESPACE
 
 // ln(x) for a normal double x > 0 (the Box-Muller u1 lies in [2^-32, 1]: no zeros, no
 // infinities, no denormals, so those cases are not handled).
@@ -63,5 +62,54 @@ GF_HD void sincos_2pi(double u, double* sin_out, double* cos_out) {
   *cos_out = ((qm + 1) & 2) ? -cos_v : cos_v;
 }
 
-}  // namespace core
-}  // namespace ganfast
+
+// float exp, branch-free (Cephes expf: x = n ln2 + r, degree-6 polynomial, 2^n by exponent
+// bits). About 1 ulp on [-87.3, 88.7]; inputs are clamped there, so huge |x| saturate instead
+// of producing inf/0 through undefined integer conversions.
+GF_HD float exp_f(float x) {
+  x = x < 88.3762626647949f ? x : 88.3762626647949f;
+  x = x > -87.3365447504f ? x : -87.3365447504f;
+  const float fx = x * 1.44269504088896341f;
+  const float n = static_cast<float>(static_cast<int>(fx + (fx >= 0.0f ? 0.5f : -0.5f)));
+  float r = x - n * 0.693359375f;  // ln2 split in two so that n * C1 is exact
+  r = r - n * -2.12194440e-4f;
+  const float r2 = r * r;
+  float y = 1.9875691500E-4f;
+  y = y * r + 1.3981999507E-3f;
+  y = y * r + 8.3334519073E-3f;
+  y = y * r + 4.1665795894E-2f;
+  y = y * r + 1.6666665459E-1f;
+  y = y * r + 5.0000001201E-1f;
+  y = y * r2 + r + 1.0f;
+  // 2^n, with n in [-126, 128]: split into two factors so that both are normal floats.
+  const int ni = static_cast<int>(n);
+  const int n1 = ni / 2, n2 = ni - n1;
+  uint32_t b1 = static_cast<uint32_t>(n1 + 127) << 23, b2 = static_cast<uint32_t>(n2 + 127) << 23;
+  float s1, s2;
+  std::memcpy(&s1, &b1, 4);
+  std::memcpy(&s2, &b2, 4);
+  return y * s1 * s2;
+}
+
+// float tanh as a rational function (Eigen's generic_fast_tanh_float coefficients): no exp,
+// no branches, a few ulp; |x| >= 7.9 rounds to +-1 in float anyway.
+GF_HD float tanh_f(float a) {
+  constexpr float c = 7.90531110763549805f;
+  float x = a > c ? c : a;  // plain selects (no && / nested control flow), so loops vectorise
+  x = x < -c ? -c : x;
+  const float x2 = x * x;
+  float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+  p = x2 * p + -8.60467152213735e-11f;
+  p = x2 * p + 5.12229709037114e-08f;
+  p = x2 * p + 1.48572235717979e-05f;
+  p = x2 * p + 6.37261928875436e-04f;
+  p = x2 * p + 4.89352455891786e-03f;
+  p = x * p;
+  float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+  q = x2 * q + 2.26843463243900e-03f;
+  q = x2 * q + 4.89352518554385e-03f;
+  const float t = p / q;
+  return fabsf(a) < 0.0004f ? a : t;
+}
+
+GF_END_NAMESPACE

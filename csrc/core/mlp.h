@@ -5,55 +5,10 @@
 #pragma once
 
 #include "activation.h"
+#include "mlp_desc.h"
 #include "philox.h"
 
-namespace ganfast {
-namespace core {
-
-constexpr int kMaxWidth = 256;
-constexpr int kMaxLayers = 16;
-
-struct MlpDesc {
-  int num_layers = 0;
-  int widths[kMaxLayers + 1] = {};
-  int acts[kMaxLayers] = {};
-  double act_params[kMaxLayers] = {};
-  double dropout = 0.0;  // after each hidden activation, training mode only
-
-  // Derived by finalize().
-  int64_t weight_offset[kMaxLayers] = {};  // W_l; b_l follows at + widths[l+1] * widths[l]
-  int64_t num_params = 0;
-  int max_width = 0;
-  int64_t sum_out_widths = 0;  // d_1 + ... + d_L: rows of the saved activations
-  int64_t sum_hidden = 0;      // d_1 + ... + d_{L-1}: rows that see dropout
-
-  void finalize() {
-    num_params = 0;
-    max_width = widths[0];
-    sum_out_widths = sum_hidden = 0;
-    for (int l = 0; l < num_layers; ++l) {
-      weight_offset[l] = num_params;
-      num_params += static_cast<int64_t>(widths[l + 1]) * (widths[l] + 1);
-      max_width = widths[l + 1] > max_width ? widths[l + 1] : max_width;
-      sum_out_widths += widths[l + 1];
-      if (l + 1 < num_layers) sum_hidden += widths[l + 1];
-    }
-  }
-  int64_t bias_offset(int l) const { return weight_offset[l] + static_cast<int64_t>(widths[l + 1]) * widths[l]; }
-  // Row of layer l's output (l = 0..L-1) in the saved (sum_out_widths x N) block.
-  int64_t saved_row(int l) const {
-    int64_t r = 0;
-    for (int j = 0; j < l; ++j) r += widths[j + 1];
-    return r;
-  }
-  bool has_dropout() const { return dropout > 0.0 && num_layers > 1; }
-  // Philox words of one training-mode forward pass over N samples.
-  int64_t dropout_words(int64_t N) const { return has_dropout() ? N * sum_hidden : 0; }
-  // Scratch the forward/backward need: values (T) and words (uint32).
-  // forward uses the first max_width * N values, backward all three blocks.
-  int64_t scratch_values(int64_t N) const { return 3 * static_cast<int64_t>(max_width) * N; }
-  int64_t scratch_words(int64_t N) const { return has_dropout() ? static_cast<int64_t>(max_width) * N : 0; }
-};
+GF_BEGIN_NAMESPACE
 
 // y[o][n] = b[o] + sum_i W[o][i] h[i][n], then the activation, for one layer.
 template <typename T>
@@ -111,8 +66,8 @@ void mlp_forward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool train
   }
 }
 
-// Backward. g_out: (d_L x N). Accumulates (+=) the parameter gradient into gP and writes g_x
-// (d0 x N) unless it is null. Same train/seed/offset as the forward pass that made `saved`.
+// Backward. g_out: (d_L x N). Accumulates (+=) the parameter gradient into gP unless it is null
+// (G's step needs D's input gradient only) and writes g_x (d0 x N) unless it is null. Same train/seed/offset as the forward pass that made `saved`.
 template <typename T>
 void mlp_backward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool train, uint64_t seed,
                   uint64_t offset, const T* saved, const T* g_out, T* gP, T* g_x, T* scratch,
@@ -135,9 +90,9 @@ void mlp_backward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool trai
       hin = h;
     }
     const T* W = P + d.weight_offset[l];
-    T* gW = gP + d.weight_offset[l];
-    T* gb = gP + d.bias_offset(l);
-    for (int o = 0; o < out; ++o) {
+    for (int o = 0; gP != nullptr && o < out; ++o) {
+      T* gW = gP + d.weight_offset[l];
+      T* gb = gP + d.bias_offset(l);
       const T* go = gz + o * N;
       T sb = T(0);
       GF_SIMD_SUM(sb) for (int64_t n = 0; n < N; ++n) sb += go[n];
@@ -176,5 +131,4 @@ void mlp_backward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool trai
   }
 }
 
-}  // namespace core
-}  // namespace ganfast
+GF_END_NAMESPACE

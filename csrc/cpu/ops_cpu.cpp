@@ -5,11 +5,10 @@
 #include <vector>
 
 #include "../op_args.h"
+#include "kernels.h"
 
 namespace ganfast {
 namespace {
-
-using core::Uniform;
 
 constexpr int64_t kRngGrain = 1 << 14;
 
@@ -20,11 +19,8 @@ void fill_uniform_cpu(at::Tensor out, int64_t seed, int64_t offset, double lo, d
               lo, ", ", hi, ")");
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "fill_uniform_", [&] {
     scalar_t* p = out.data_ptr<scalar_t>();
-    const Uniform<scalar_t> uni(lo, hi);
     at::parallel_for(0, out.numel(), kRngGrain, [&](int64_t begin, int64_t end) {
-      std::vector<uint32_t> words(end - begin);
-      core::philox_fill_words(seed, offset + begin, end - begin, words.data());
-      for (int64_t i = begin; i < end; ++i) p[i] = uni(words[i - begin]);
+      cpu::kernels<scalar_t>().fill_uniform(p, begin, end, seed, offset, lo, hi);
     });
   });
 }
@@ -39,14 +35,7 @@ void fill_normal_cpu(at::Tensor out, int64_t seed, int64_t offset, double mean, 
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "fill_normal_", [&] {
     scalar_t* p = out.data_ptr<scalar_t>();
     at::parallel_for(0, pairs, kRngGrain / 2, [&](int64_t begin, int64_t end) {
-      std::vector<uint32_t> words(2 * (end - begin));
-      core::philox_fill_words(seed, offset + 2 * begin, 2 * (end - begin), words.data());
-      for (int64_t q = begin; q < end; ++q) {
-        double zc, zs;
-        core::box_muller(words[2 * (q - begin)], words[2 * (q - begin) + 1], &zc, &zs);
-        p[2 * q] = static_cast<scalar_t>(mean + std * zc);
-        if (2 * q + 1 < n) p[2 * q + 1] = static_cast<scalar_t>(mean + std * zs);
-      }
+      cpu::kernels<scalar_t>().fill_normal(p, n, begin, end, seed, offset, mean, std);
     });
   });
 }
@@ -70,7 +59,7 @@ std::tuple<at::Tensor, at::Tensor> mlp_forward_cpu(const at::Tensor& x, const at
     std::vector<scalar_t> xt(d.widths[0] * N), scratch(d.scratch_values(N));
     std::vector<uint32_t> words(d.scratch_words(N));
     transpose_into(x.data_ptr<scalar_t>(), N, d.widths[0], xt.data());
-    core::mlp_forward<scalar_t>(d, params.data_ptr<scalar_t>(), xt.data(), N, true, seed, offset,
+    cpu::kernels<scalar_t>().mlp_forward(d, params.data_ptr<scalar_t>(), xt.data(), N, true, seed, offset,
                                 saved.data_ptr<scalar_t>(), scratch.data(), words.data());
     transpose_into(saved.data_ptr<scalar_t>() + d.saved_row(d.num_layers - 1) * N,
                    d.widths[d.num_layers], N, out.data_ptr<scalar_t>());
@@ -103,7 +92,7 @@ std::tuple<at::Tensor, at::Tensor> mlp_backward_cpu(const at::Tensor& grad_out, 
     std::vector<uint32_t> words(d.scratch_words(N));
     transpose_into(x.data_ptr<scalar_t>(), N, d.widths[0], xt.data());
     transpose_into(grad_out.data_ptr<scalar_t>(), N, dL, gt.data());
-    core::mlp_backward<scalar_t>(d, params.data_ptr<scalar_t>(), xt.data(), N, true, seed, offset,
+    cpu::kernels<scalar_t>().mlp_backward(d, params.data_ptr<scalar_t>(), xt.data(), N, true, seed, offset,
                                  saved.data_ptr<scalar_t>(), gt.data(), grad_params.data_ptr<scalar_t>(),
                                  gxt.data(), scratch.data(), words.data());
     transpose_into(gxt.data(), d.widths[0], N, grad_x.data_ptr<scalar_t>());

@@ -1,0 +1,66 @@
+// The fused training engine on the CPU: one MemberTrainer per population member, members
+// spread over threads (each member's arithmetic is serial, so results do not depend on the
+// thread count).
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+#include "../engine_args.h"
+#include "kernels.h"
+
+namespace ganfast {
+namespace {
+
+at::Tensor gan_train_cpu(at::Tensor g_params, at::Tensor d_params, at::Tensor g_opt, at::Tensor d_opt,
+                         at::Tensor offsets, at::Tensor epochs, const at::Tensor& seeds, const at::Tensor& lrs,
+                         at::IntArrayRef g_widths, at::IntArrayRef g_acts, at::ArrayRef<double> g_act_params,
+                         double g_dropout, at::IntArrayRef d_widths, at::IntArrayRef d_acts,
+                         at::ArrayRef<double> d_act_params, double d_dropout, int64_t d_input, int64_t noise_kind,
+                         int64_t noise_dim, double noise_a, double noise_b, int64_t data_dim,
+                         at::ArrayRef<double> data_centers, at::ArrayRef<double> data_cum_weights,
+                         at::ArrayRef<double> data_std,
+                         int64_t batch, int64_t d_steps, int64_t g_steps, int64_t g_loss, at::IntArrayRef opt_kinds,
+                         at::ArrayRef<double> opt_d, at::ArrayRef<double> opt_g, int64_t num_epochs) {
+  const GanArgs args{g_widths, g_acts, g_act_params, g_dropout, d_widths, d_acts, d_act_params, d_dropout,
+                     d_input, noise_kind, noise_dim, noise_a, noise_b, data_dim, data_centers, data_cum_weights,
+                     data_std, batch, d_steps, g_steps, g_loss, opt_kinds, opt_d,
+                     opt_g};
+  const core::GanDesc desc = make_gan_desc(args);
+  const GanState st{g_params, d_params, g_opt, d_opt, offsets, epochs, seeds, lrs};
+  const int64_t P = check_gan_state(desc, st);
+  TORCH_CHECK(num_epochs >= 0, "ganfast: num_epochs must be >= 0");
+  const int64_t* seed_p = seeds.data_ptr<int64_t>();
+  for (int64_t k = 0; k < P; ++k) TORCH_CHECK(seed_p[k] >= 0, "ganfast: seeds must be >= 0");
+  at::Tensor metrics = at::full({P, core::kNumMetrics}, std::numeric_limits<double>::quiet_NaN(),
+                                g_params.options().dtype(at::kDouble));
+  AT_DISPATCH_FLOATING_TYPES(g_params.scalar_type(), "gan_train_", [&] {
+    scalar_t* gp = g_params.data_ptr<scalar_t>();
+    scalar_t* dp = d_params.data_ptr<scalar_t>();
+    scalar_t* go = g_opt.data_ptr<scalar_t>();
+    scalar_t* dop = d_opt.data_ptr<scalar_t>();
+    int64_t* off = offsets.data_ptr<int64_t>();
+    int64_t* ep = epochs.data_ptr<int64_t>();
+    const double* lr = lrs.data_ptr<double>();
+    double* met = metrics.data_ptr<double>();
+    const int64_t nG = desc.g.num_params, nD = desc.d.num_params;
+    at::parallel_for(0, P, 1, [&](int64_t begin, int64_t end) {
+      std::vector<uint64_t> offset(end - begin);
+      std::vector<core::MemberState<scalar_t>> members;
+      for (int64_t k = begin; k < end; ++k) {
+        offset[k - begin] = static_cast<uint64_t>(off[k]);
+        members.push_back({gp + k * nG, dp + k * nD, go + 2 * k * nG, dop + 2 * k * nD,
+                           static_cast<uint64_t>(seed_p[k]), &offset[k - begin], ep + k, lr[2 * k], lr[2 * k + 1]});
+      }
+      cpu::kernels<scalar_t>().train_members(desc, members.data(), end - begin, num_epochs,
+                                             met + begin * core::kNumMetrics);
+      for (int64_t k = begin; k < end; ++k) off[k] = static_cast<int64_t>(offset[k - begin]);
+    });
+  });
+  return metrics;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(ganfast, CPU, m) { m.impl("gan_train_", &gan_train_cpu); }
+
+}  // namespace ganfast
