@@ -100,6 +100,7 @@ struct GanState {
 
 inline int64_t check_gan_state(const core::GanDesc& g, const GanState& s) {
   check_float_tensor(s.g_params, "g_params");
+  TORCH_CHECK(s.g_params.dim() == 2, "ganfast: g_params must be (P, ", g.g.num_params, "), got ", s.g_params.sizes());
   const int64_t P = s.g_params.size(0);
   TORCH_CHECK(s.g_params.dim() == 2 && P >= 1 && s.g_params.size(1) == g.g.num_params,
               "ganfast: g_params must be (P, ", g.g.num_params, "), got ", s.g_params.sizes());
@@ -122,6 +123,19 @@ inline int64_t check_gan_state(const core::GanDesc& g, const GanState& s) {
   check_vec(s.seeds, "seeds", at::kLong, 1);
   check_vec(s.lrs, "lrs", at::kDouble, 2);
   return P;
+}
+
+// Values of the per-member counters, read on the host (the CUDA op checks a host copy).
+inline void check_gan_counters(const int64_t* seeds, const int64_t* offsets, const int64_t* epochs,
+                               const double* lrs, int64_t P) {
+  for (int64_t k = 0; k < P; ++k) {
+    TORCH_CHECK(seeds[k] >= 0, "ganfast: seeds must be >= 0, got ", seeds[k], " for member ", k);
+    TORCH_CHECK(offsets[k] >= 0, "ganfast: offsets must be >= 0, got ", offsets[k], " for member ", k);
+    TORCH_CHECK(epochs[k] >= 0, "ganfast: epochs must be >= 0, got ", epochs[k], " for member ", k);
+    for (int j = 0; j < 2; ++j)
+      TORCH_CHECK(std::isfinite(lrs[2 * k + j]) && lrs[2 * k + j] > 0, "ganfast: lrs must be finite and > 0, got ",
+                  lrs[2 * k + j], " for member ", k);
+  }
 }
 
 }  // namespace ganfast

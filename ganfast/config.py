@@ -571,9 +571,9 @@ def _parse_top(raw) -> dict:
     )
     if out["d_steps"] + out["g_steps"] < 1:
         raise ConfigError("d_steps, g_steps: both are 0; at least one update per epoch is needed")
-    if out["seed"] + out["population"] - 1 >= 2**64:
-        raise ConfigError("seed: seed + population - 1 must fit in 64 bits, "
-                          f"got seed {out['seed']}")
+    if out["seed"] + out["population"] - 1 >= 2**63:  # seeds travel as int64 op arguments
+        raise ConfigError("seed: seed + population - 1 must be < 2**63, "
+                          f"got seed {out['seed']} with population {out['population']}")
     if out["discriminator"].input == "moments":
         if out["data"].dim != 1:
             raise ConfigError("discriminator.input: 'moments' (4 moments of a 1-D batch) needs "

@@ -5,6 +5,8 @@ C++ ops check again (TORCH_CHECK) for callers that use torch.ops.ganfast directl
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ganfast import _ext, reference
@@ -20,7 +22,13 @@ def _fused_device_ok(device: torch.device) -> bool:
 
 def fused_unavailable_reason(spec: MLPSpec | None, device, dtype) -> str | None:
     """Why the fused kernels cannot run this call, or None when they can."""
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device_type = torch.device(device).type if device is not None else "cpu"
+    return _fused_unavailable_reason(spec, device_type, dtype)
+
+
+@functools.lru_cache(maxsize=256)  # asked on every call; the answer depends on these alone
+def _fused_unavailable_reason(spec: MLPSpec | None, device_type: str, dtype) -> str | None:
+    device = torch.device(device_type)
     if not _ext.AVAILABLE:
         return f"the compiled extension is unavailable ({_ext.UNAVAILABLE_REASON})"
     if not _fused_device_ok(device):

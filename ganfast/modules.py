@@ -21,14 +21,16 @@ class MLP(nn.Module):
     nn.Sequential built under the same torch seed). Dropout masks in training mode come from
     a PhiloxStream (its own, from `seed`, or one shared with other modules via `stream=`); every
     training-mode forward pass advances it, and its position is saved in the state_dict, so a
-    reloaded module continues the same stream.
+    reloaded module continues the same stream. `generator` (a torch.Generator) draws the
+    initial weights instead of torch's global generator.
     """
 
     default_output_activation = "identity"
 
     def __init__(self, widths, activation="relu", output_activation=None, dropout=0.0, *,
                  activation_param=None, output_activation_param=None, backend="auto",
-                 seed=0, stream: PhiloxStream | None = None, dtype=torch.float32, device=None):
+                 seed=0, stream: PhiloxStream | None = None, dtype=torch.float32, device=None,
+                 generator: torch.Generator | None = None):
         super().__init__()
         if output_activation is None:
             output_activation = self.default_output_activation
@@ -37,13 +39,14 @@ class MLP(nn.Module):
         functional.resolve_backend(backend)  # reject unknown names now, not at the first call
         self.backend = backend
         self.stream = stream if stream is not None else PhiloxStream(seed)
-        self.params = nn.Parameter(reference.init_params(self.spec, dtype=dtype, device=device))
+        self.params = nn.Parameter(reference.init_params(self.spec, dtype=dtype, device=device,
+                                                         generator=generator))
 
     @classmethod
     def from_spec(cls, spec: MLPSpec, **kwargs):
         return cls(spec.widths, spec.activation, spec.output_activation, spec.dropout,
-                   activation_param=spec.layer_act_params[0] if spec.num_layers > 1 else None,
-                   output_activation_param=spec.layer_act_params[-1], **kwargs)
+                   activation_param=spec.activation_param,
+                   output_activation_param=spec.output_activation_param, **kwargs)
 
     @property
     def backend_in_use(self) -> str:

@@ -42,10 +42,7 @@ def _(grad_out, x, params, saved, widths, acts, act_params, dropout, seed, offse
 def mlp_forward(x, params, spec, train=False, seed=0, offset=0):
     """The fused MLP: (N, d0) -> (N, dL), differentiable in x and params."""
     dropout = spec.dropout if train else 0.0
-    out, _ = _ops.mlp_forward(
-        x, params, list(spec.widths), spec.layer_act_codes, spec.layer_act_params,
-        dropout, int(seed), int(offset),
-    )
+    out, _ = _ops.mlp_forward(x, params, *spec.op_args, dropout, int(seed), int(offset))
     return out
 
 

@@ -105,8 +105,12 @@ class MemberTrainer:
         self.cfg, self.state, self.k = cfg, state, k
         dtype, device = state.g_params.dtype, state.g_params.device
         self.stream = PhiloxStream(int(state.seeds[k]), int(state.offsets[k]))
-        self.G = Generator.from_spec(cfg.g_spec, backend="torch", stream=self.stream, dtype=dtype, device=device)
-        self.D = Discriminator.from_spec(cfg.d_spec, backend="torch", stream=self.stream, dtype=dtype, device=device)
+        # The weights come from the state; a private generator keeps torch's global RNG untouched.
+        unused = torch.Generator(device=device)
+        self.G = Generator.from_spec(cfg.g_spec, backend="torch", stream=self.stream, dtype=dtype, device=device,
+                                     generator=unused)
+        self.D = Discriminator.from_spec(cfg.d_spec, backend="torch", stream=self.stream, dtype=dtype, device=device,
+                                         generator=unused)
         with torch.no_grad():
             self.G.params.copy_(state.g_params[k])
             self.D.params.copy_(state.d_params[k])
@@ -157,8 +161,9 @@ class MemberTrainer:
                 self.d_step()
             for _ in range(self.cfg.g_steps):
                 self.g_step()
-            for sched in (self.d_sched, self.g_sched):
+            for sched, opt in ((self.d_sched, self.d_opt), (self.g_sched, self.g_opt)):
                 if sched is not None:
+                    opt._opt_called = True  # d_steps or g_steps may be 0: no "step() order" warning
                     sched.step()
             self.epoch += 1
         self.write_back()

@@ -5,6 +5,7 @@ parameter layout it describes is documented in docs/design.md.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -132,6 +133,11 @@ class MLPSpec:
     def layer_act_params(self) -> list:
         hidden, out = self._params
         return [hidden] * (self.num_layers - 1) + [out]
+
+    @functools.cached_property
+    def op_args(self) -> tuple:
+        """(widths, act codes, act params) as the ops take them; cached, the spec is frozen."""
+        return list(self.widths), self.layer_act_codes, self.layer_act_params
 
     def dropout_words(self, batch: int) -> int:
         """Philox words one training-mode forward pass of `batch` samples consumes."""

@@ -105,8 +105,16 @@ def save_state(path, state: GanState, cfg: TrainConfig, extra: dict | None = Non
     payload = {"version": STATE_VERSION, "config": cfg.to_dict(),
                "state": {k: v.cpu() for k, v in state.tensors().items()}, "extra": extra or {}}
     tmp = f"{path}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def load_state(path, device=None):
@@ -119,5 +127,9 @@ def load_state(path, device=None):
         raise ValueError(f"{path} is not a ganfast checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or payload.get("version") != STATE_VERSION:
         raise ValueError(f"{path} is not a ganfast checkpoint of version {STATE_VERSION}")
-    state = GanState(**payload["state"])
-    return (state.to(device) if device is not None else state), payload["config"], payload["extra"]
+    try:
+        state = GanState(**payload["state"])
+        config, extra = payload["config"], payload["extra"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a complete ganfast checkpoint ({type(exc).__name__}: {exc})") from None
+    return (state.to(device) if device is not None else state), config, extra

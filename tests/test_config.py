@@ -228,7 +228,7 @@ def test_direct_construction_is_validated():
     ({"discriminator.input": "moments", "data": {"mean": [0, 0], "std": [1, 1]}},
      r"^discriminator\.input: 'moments' .* needs data\.dim == 1, got data\.dim 2"),
     ({"discriminator.input": "moments", "batch_size": 1}, r"^batch_size: .*moments.* needs batch_size >= 2"),
-    ({"population": 2, "seed": 2**64 - 1}, r"^seed: seed \+ population - 1 must fit in 64 bits"),
+    ({"population": 2, "seed": 2**63 - 1}, r"^seed: seed \+ population - 1 must be < 2\*\*63"),
 ])
 def test_rejected(overrides, match):
     bad(overrides, match)

@@ -30,7 +30,7 @@ at::Tensor gan_train_cpu(at::Tensor g_params, at::Tensor d_params, at::Tensor g_
   const int64_t P = check_gan_state(desc, st);
   TORCH_CHECK(num_epochs >= 0, "ganfast: num_epochs must be >= 0");
   const int64_t* seed_p = seeds.data_ptr<int64_t>();
-  for (int64_t k = 0; k < P; ++k) TORCH_CHECK(seed_p[k] >= 0, "ganfast: seeds must be >= 0");
+  check_gan_counters(seed_p, offsets.data_ptr<int64_t>(), epochs.data_ptr<int64_t>(), lrs.data_ptr<double>(), P);
   at::Tensor metrics = at::full({P, core::kNumMetrics}, std::numeric_limits<double>::quiet_NaN(),
                                 g_params.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(g_params.scalar_type(), "gan_train_", [&] {

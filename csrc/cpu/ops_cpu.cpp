@@ -40,6 +40,21 @@ void fill_normal_cpu(at::Tensor out, int64_t seed, int64_t offset, double mean, 
   });
 }
 
+// Grow-only per-thread scratch: the toy networks' kernels take microseconds, so a fresh,
+// zero-filled std::vector per call would cost as much as the arithmetic.
+template <typename T>
+T* scratch_values(int64_t n) {
+  thread_local std::vector<T> buffer;
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(n);
+  return buffer.data();
+}
+
+inline uint32_t* scratch_words(int64_t n) {
+  thread_local std::vector<uint32_t> buffer;
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(n);
+  return buffer.data();
+}
+
 template <typename T>
 void transpose_into(const T* src, int64_t rows, int64_t cols, T* dst) {  // dst = src^T
   for (int64_t r = 0; r < rows; ++r)
@@ -56,11 +71,12 @@ std::tuple<at::Tensor, at::Tensor> mlp_forward_cpu(const at::Tensor& x, const at
   at::Tensor saved = at::empty({d.sum_out_widths * N}, x.options());
   at::Tensor out = at::empty({N, d.widths[d.num_layers]}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mlp_forward", [&] {
-    std::vector<scalar_t> xt(d.widths[0] * N), scratch(d.scratch_values(N));
-    std::vector<uint32_t> words(d.scratch_words(N));
-    transpose_into(x.data_ptr<scalar_t>(), N, d.widths[0], xt.data());
-    cpu::kernels<scalar_t>().mlp_forward(d, params.data_ptr<scalar_t>(), xt.data(), N, true, seed, offset,
-                                saved.data_ptr<scalar_t>(), scratch.data(), words.data());
+    // [x^T | scratch]: the forward pass needs one max_width x N block of scratch.
+    scalar_t* xt = scratch_values<scalar_t>(d.widths[0] * N + d.max_width * N);
+    transpose_into(x.data_ptr<scalar_t>(), N, d.widths[0], xt);
+    cpu::kernels<scalar_t>().mlp_forward(d, params.data_ptr<scalar_t>(), xt, N, true, seed, offset,
+                                         saved.data_ptr<scalar_t>(), xt + d.widths[0] * N,
+                                         scratch_words(d.scratch_words(N)));
     transpose_into(saved.data_ptr<scalar_t>() + d.saved_row(d.num_layers - 1) * N,
                    d.widths[d.num_layers], N, out.data_ptr<scalar_t>());
   });
@@ -88,14 +104,17 @@ std::tuple<at::Tensor, at::Tensor> mlp_backward_cpu(const at::Tensor& grad_out, 
   at::Tensor grad_params = at::zeros_like(params);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mlp_backward", [&] {
     const int64_t dL = d.widths[d.num_layers];
-    std::vector<scalar_t> xt(d.widths[0] * N), gt(dL * N), gxt(d.widths[0] * N), scratch(d.scratch_values(N));
-    std::vector<uint32_t> words(d.scratch_words(N));
-    transpose_into(x.data_ptr<scalar_t>(), N, d.widths[0], xt.data());
-    transpose_into(grad_out.data_ptr<scalar_t>(), N, dL, gt.data());
-    cpu::kernels<scalar_t>().mlp_backward(d, params.data_ptr<scalar_t>(), xt.data(), N, true, seed, offset,
-                                 saved.data_ptr<scalar_t>(), gt.data(), grad_params.data_ptr<scalar_t>(),
-                                 gxt.data(), scratch.data(), words.data());
-    transpose_into(gxt.data(), d.widths[0], N, grad_x.data_ptr<scalar_t>());
+    // [x^T | grad_out^T | grad_x^T | scratch]
+    const int64_t d0 = d.widths[0];
+    scalar_t* xt = scratch_values<scalar_t>((2 * d0 + dL) * N + d.scratch_values(N));
+    scalar_t* gt = xt + d0 * N;
+    scalar_t* gxt = gt + dL * N;
+    transpose_into(x.data_ptr<scalar_t>(), N, d0, xt);
+    transpose_into(grad_out.data_ptr<scalar_t>(), N, dL, gt);
+    cpu::kernels<scalar_t>().mlp_backward(d, params.data_ptr<scalar_t>(), xt, N, true, seed, offset,
+                                          saved.data_ptr<scalar_t>(), gt, grad_params.data_ptr<scalar_t>(), gxt,
+                                          gxt + d0 * N, scratch_words(d.scratch_words(N)));
+    transpose_into(gxt, d0, N, grad_x.data_ptr<scalar_t>());
   });
   return {grad_x, grad_params};
 }

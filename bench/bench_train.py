@@ -1,0 +1,85 @@
+"""The whole toy-GAN loop: the fused engine vs eager PyTorch, in one run.
+
+    python -m pytest bench/bench_train.py          # ~1-2 min; ratio table at the end
+
+Groups (each reference/fused pair measures the same unit of work, so the ratio of medians is
+the speed-up):
+- "loop devnag x100 epochs": 100 devnag epochs (batch 500, 20 + 20 steps each).
+  reference = the seed's own loop (bench/seed_devnag.py: numpy + torch.rand samplers, nn.Linear,
+  BCELoss, SGD); fused = ganfast's engine. "philox_reference" (ganfast.reference_train, the
+  test oracle, which draws its numbers with Philox written in torch ops) is timed alongside.
+- "loop devnag 5000 epochs (fused)": the preset's whole run, fused, for the absolute time.
+- "population P=.. threads=..": P devnag GANs x 20 epochs, fused; GAN-epochs/s in extra_info.
+Threads: one (bench/conftest.py), except where a benchmark sets its own.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganfast.config import load_preset
+from ganfast.engine import train_fused
+from ganfast.reference_train import train_reference
+from ganfast.state import init_state
+
+from seed_devnag import DevnagLoop
+
+EPOCHS = 100
+
+
+@pytest.fixture(scope="module")
+def devnag():
+    return load_preset("devnag")
+
+
+def bench_loop_seed_reference(benchmark):
+    loop = DevnagLoop(seed=0)
+    loop.run(2)  # warm-up (imports, allocator)
+    benchmark.group = "loop devnag x100 epochs"
+    benchmark.extra_info.update(backend="reference", what="seed devnag loop, eager PyTorch")
+    benchmark.pedantic(loop.run, args=(EPOCHS,), rounds=3, iterations=1)
+
+
+def bench_loop_philox_reference(benchmark, devnag):
+    state = init_state(devnag)
+    train_reference(devnag, state, 1)
+    benchmark.group = "loop devnag x100 epochs"
+    benchmark.extra_info.update(backend="philox_reference", what="ganfast.reference_train (Philox in torch ops)")
+    benchmark.pedantic(train_reference, args=(devnag, state, EPOCHS), rounds=2, iterations=1)
+
+
+def bench_loop_fused(benchmark, devnag, require_fused):
+    state = init_state(devnag)
+    train_fused(devnag, state, 2)
+    benchmark.group = "loop devnag x100 epochs"
+    benchmark.extra_info.update(backend="fused", what="ganfast fused engine")
+    benchmark.pedantic(train_fused, args=(devnag, state, EPOCHS), rounds=10, iterations=1)
+
+
+def bench_loop_fused_full_run(benchmark, devnag, require_fused):
+    def run():
+        state = init_state(devnag)
+        return train_fused(devnag, state, devnag.epochs)
+
+    benchmark.group = "loop devnag 5000 epochs (fused)"
+    benchmark.extra_info.update(backend="fused_full", epochs=devnag.epochs)
+    benchmark.pedantic(run, rounds=3, iterations=1)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("population", [1, 16, 64, 256])
+def bench_population(benchmark, devnag, require_fused, population, threads):
+    cfg = devnag.replace(population=population)
+    state = init_state(cfg)
+    epochs = 20
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        train_fused(cfg, state, 1)
+        benchmark.group = f"population threads={threads}"
+        benchmark.extra_info.update(backend=f"population_P{population}", population=population,
+                                    threads=threads, epochs=epochs)
+        benchmark.pedantic(train_fused, args=(cfg, state, epochs), rounds=3, iterations=1)
+    finally:
+        torch.set_num_threads(before)
+    benchmark.extra_info["gan_epochs_per_s"] = population * epochs / benchmark.stats.stats.median

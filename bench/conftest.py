@@ -1,0 +1,96 @@
+"""Fixtures and the summary of the fused-vs-reference benchmarks (bench/bench_ops.py).
+
+Every benchmark records `extra_info["backend"]` ("fused", "reference", or the diagnostic
+"kernels_only") and shares its pytest-benchmark group with its counterparts, so they sit side by
+side in the timing table; the session-end hook below adds one line per group: reference median /
+fused median (and the kernels-only median where measured).
+
+All timings are single-threaded (torch.set_num_threads(1), set for the whole session below):
+the fused CPU ops split work with at::parallel_for, which follows torch's intra-op thread
+count, so both sides run on one core and the ratio measures the kernels, not the core count.
+"""
+from __future__ import annotations
+
+# torch before ganfast: ganfast._C links libc10/libtorch without an rpath and only loads once
+# torch's libraries are in the process (see the report on ganfast/_ext.py).
+import torch  # noqa: I001
+
+import os
+import sys
+
+import pytest
+
+import ganfast
+
+sys.path.insert(0, os.path.dirname(__file__))  # bench/seed_devnag.py
+
+#: The headline target: fused fwd+bwd of devnag's G at batch 500 at least this much faster.
+TARGET_GROUP = "mlp fwd+bwd devnag_G N=500"
+TARGET_SPEEDUP = 3.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_thread():
+    """One intra-op thread for the whole session (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def require_fused():
+    """Skip fused benchmarks when the extension did not load (the fallback is the reference)."""
+    if not ganfast.extension_available():
+        from ganfast import _ext
+
+        pytest.skip(f"ganfast extension unavailable: {_ext.UNAVAILABLE_REASON}")
+
+
+def _fmt_time(seconds: float) -> str:
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:8.3f} ms"
+    return f"{seconds * 1e6:8.1f} us"
+
+
+def _medians(config):
+    """{group: {backend: median seconds}} from this session's benchmarks."""
+    session = getattr(config, "_benchmarksession", None)
+    out: dict = {}
+    if session is None or getattr(session, "disabled", False):
+        return out
+    for bench in session.benchmarks:
+        backend = (bench.extra_info or {}).get("backend")
+        if backend is None or bench.has_error or not bench.stats or not bench.stats.rounds:
+            continue
+        out.setdefault(bench.group, {})[backend] = bench.stats.median
+    return out
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    groups = _medians(config)
+    if not groups:
+        return
+    tr = terminalreporter
+    tr.write_sep("-", "fused vs reference: ratio of medians (single-threaded torch)")
+    width = max(len(g) for g in groups)
+    for group in sorted(groups):
+        times = groups[group]
+        ref, fused = times.get("reference"), times.get("fused")
+        if ref is None or fused is None:
+            for backend, t in sorted(times.items()):  # single-sided groups: absolute times
+                tr.write_line(f"{group:<{width}}: {backend} median {_fmt_time(t)}")
+            continue
+        ratio = ref / fused
+        line = (f"{group:<{width}}: reference median / fused median = {ratio:5.1f}x"
+                f"   (reference {_fmt_time(ref)}, fused {_fmt_time(fused)})")
+        if "kernels_only" in times:
+            line += f"   [fused kernels alone {_fmt_time(times['kernels_only'])}]"
+        if "philox_reference" in times:
+            line += (f"   [ganfast.reference_train {_fmt_time(times['philox_reference'])}:"
+                     f" {times['philox_reference'] / fused:.0f}x]")
+        if group == TARGET_GROUP:
+            verdict = "met" if ratio >= TARGET_SPEEDUP else "MISSED"
+            line += f"   [target >= {TARGET_SPEEDUP:.0f}x: {verdict}]"
+        tr.write_line(line)

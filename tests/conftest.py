@@ -1,0 +1,64 @@
+"""Shared markers and helpers of the ganfast tests.
+
+    from conftest import assert_close_rel, requires_ext
+
+`requires_ext` skips a test (or, as `pytestmark = requires_ext`, a module) when the compiled
+extension did not load; tests marked `gpu` are skipped when no CUDA device is there.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ganfast
+
+requires_ext = pytest.mark.skipif(
+    not ganfast.extension_available(),
+    reason="the compiled extension ganfast._C is unavailable (ganfast.extension_available() is False)",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+def max_rel_error(actual: torch.Tensor, expected: torch.Tensor, tiny: float = 1e-30) -> float:
+    """max|actual - expected| / max(max|expected|, tiny), computed in float64."""
+    a, b = actual.detach().double(), expected.detach().double()
+    if b.numel() == 0:
+        return 0.0
+    return float((a - b).abs().max()) / max(float(b.abs().max()), tiny)
+
+
+def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rel: float, tiny: float = 1e-30,
+                     what: str = "") -> None:
+    """Assert max|actual - expected| <= rel * max(max|expected|, tiny) (same shape required).
+
+    The scale is the largest magnitude of the whole expected tensor, not each element's own, so
+    a value that should be ~0 is judged against the tensor's scale. On failure the message names
+    the worst element: its index, both values and the error relative to the scale.
+    """
+    prefix = f"{what}: " if what else ""
+    assert actual.shape == expected.shape, f"{prefix}shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    if expected.numel() == 0:
+        return
+    a, b = actual.detach().double().cpu(), expected.detach().double().cpu()
+    assert bool(torch.isfinite(b).all()), f"{prefix}the expected tensor has non-finite values"
+    diff = (a - b).abs()
+    diff = torch.where(torch.isnan(diff), torch.full_like(diff, float("inf")), diff)
+    scale = max(float(b.abs().max()), tiny)
+    flat = int(diff.reshape(-1).argmax())
+    worst = float(diff.reshape(-1)[flat])
+    if worst <= rel * scale:
+        return
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), b.shape)) if b.dim() else ()
+    raise AssertionError(
+        f"{prefix}max |actual - expected| = {worst:.3e} > {rel:.1e} * {scale:.3e} "
+        f"(relative error {worst / scale:.3e}); worst at index {index}: "
+        f"actual {float(a.reshape(-1)[flat])!r}, expected {float(b.reshape(-1)[flat])!r}"
+    )
