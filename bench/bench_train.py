@@ -6,8 +6,9 @@ Groups (each reference/fused pair measures the same unit of work, so the ratio o
 the speed-up):
 - "loop devnag x100 epochs": 100 devnag epochs (batch 500, 20 + 20 steps each).
   reference = the seed's own loop (bench/seed_devnag.py: numpy + torch.rand samplers, nn.Linear,
-  BCELoss, SGD); fused = ganfast's engine. "philox_reference" (ganfast.reference_train, the
-  test oracle, which draws its numbers with Philox written in torch ops) is timed alongside.
+  BCELoss, SGD); fused = ganfast's engine. Timed alongside: "compiled_reference" (the seed loop
+  with torch.compile on G, D and the moments) and "philox_reference" (ganfast.reference_train,
+  the test oracle, which draws its numbers with Philox written in torch ops).
 - "loop devnag 5000 epochs (fused)": the preset's whole run, fused, for the absolute time.
 - "population P=.. threads=..": P devnag GANs x 20 epochs, fused; GAN-epochs/s in extra_info.
 Threads: one (bench/conftest.py), except where a benchmark sets its own.
@@ -37,6 +38,14 @@ def bench_loop_seed_reference(benchmark):
     loop.run(2)  # warm-up (imports, allocator)
     benchmark.group = "loop devnag x100 epochs"
     benchmark.extra_info.update(backend="reference", what="seed devnag loop, eager PyTorch")
+    benchmark.pedantic(loop.run, args=(EPOCHS,), rounds=3, iterations=1)
+
+
+def bench_loop_seed_compiled(benchmark):
+    loop = DevnagLoop(seed=0, compiled=True)
+    loop.run(2)  # compiles (10-30 s), not timed
+    benchmark.group = "loop devnag x100 epochs"
+    benchmark.extra_info.update(backend="compiled_reference", what="seed devnag loop under torch.compile")
     benchmark.pedantic(loop.run, args=(EPOCHS,), rounds=3, iterations=1)
 
 

@@ -87,6 +87,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 f"   (reference {_fmt_time(ref)}, fused {_fmt_time(fused)})")
         if "kernels_only" in times:
             line += f"   [fused kernels alone {_fmt_time(times['kernels_only'])}]"
+        if "compiled_reference" in times:
+            line += (f"   [torch.compile {_fmt_time(times['compiled_reference'])}:"
+                     f" {times['compiled_reference'] / fused:.0f}x]")
         if "philox_reference" in times:
             line += (f"   [ganfast.reference_train {_fmt_time(times['philox_reference'])}:"
                      f" {times['philox_reference'] / fused:.0f}x]")

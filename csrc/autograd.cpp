@@ -39,12 +39,13 @@ class MlpFunction : public torch::autograd::Function<MlpFunction> {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [out, saved] = forward_op().call(x, params, widths, acts, act_params, dropout, seed, offset);
     ctx->save_for_backward({x, params, saved});
-    ctx->saved_data["widths"] = widths;
-    ctx->saved_data["acts"] = acts;
-    ctx->saved_data["act_params"] = act_params;
-    ctx->saved_data["dropout"] = dropout;
-    ctx->saved_data["seed"] = seed;
-    ctx->saved_data["offset"] = offset;
+    // Two entries, not six: each is a string-keyed insert, and this runs on every training call.
+    std::vector<int64_t> ints = {seed, offset, static_cast<int64_t>(widths.size())};
+    ints.insert(ints.end(), widths.begin(), widths.end());
+    ints.insert(ints.end(), acts.begin(), acts.end());
+    act_params.push_back(dropout);
+    ctx->saved_data["i"] = std::move(ints);
+    ctx->saved_data["f"] = std::move(act_params);
     ctx->mark_non_differentiable({saved});
     return {out, saved};
   }
@@ -53,13 +54,15 @@ class MlpFunction : public torch::autograd::Function<MlpFunction> {
     const auto saved = ctx->get_saved_variables();
     variable_list result(8);
     if (!grads[0].defined()) return result;
-    const auto widths = ctx->saved_data["widths"].toIntVector();
-    const auto acts = ctx->saved_data["acts"].toIntVector();
-    const auto act_params = ctx->saved_data["act_params"].toDoubleVector();
-    auto [grad_x, grad_params] =
-        backward_op().call(grads[0].contiguous(), saved[0], saved[1], saved[2], widths, acts, act_params,
-                           ctx->saved_data["dropout"].toDouble(), ctx->saved_data["seed"].toInt(),
-                           ctx->saved_data["offset"].toInt());
+    const auto ints = ctx->saved_data["i"].toIntVector();
+    auto floats = ctx->saved_data["f"].toDoubleVector();
+    const double dropout = floats.back();
+    floats.pop_back();
+    const int64_t n_widths = ints[2];
+    const at::IntArrayRef widths(ints.data() + 3, n_widths);
+    const at::IntArrayRef acts(ints.data() + 3 + n_widths, n_widths - 1);
+    auto [grad_x, grad_params] = backward_op().call(grads[0].contiguous(), saved[0], saved[1], saved[2], widths,
+                                                    acts, floats, dropout, ints[0], ints[1]);
     if (ctx->needs_input_grad(0)) result[0] = grad_x;
     if (ctx->needs_input_grad(1)) result[1] = grad_params;
     return result;
@@ -70,6 +73,10 @@ std::tuple<at::Tensor, at::Tensor> mlp_forward_autograd(const at::Tensor& x, con
                                                         at::IntArrayRef widths, at::IntArrayRef acts,
                                                         at::ArrayRef<double> act_params, double dropout, int64_t seed,
                                                         int64_t offset) {
+  if (!at::GradMode::is_enabled() || !(x.requires_grad() || params.requires_grad())) {
+    at::AutoDispatchBelowADInplaceOrView guard;  // nothing to differentiate: no graph node
+    return forward_op().call(x, params, widths, acts, act_params, dropout, seed, offset);
+  }
   auto r = MlpFunction::apply(x, params, widths.vec(), acts.vec(), act_params.vec(), dropout, seed, offset);
   return {r[0], r[1]};
 }

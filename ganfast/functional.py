@@ -22,7 +22,7 @@ def _fused_device_ok(device: torch.device) -> bool:
 
 def fused_unavailable_reason(spec: MLPSpec | None, device, dtype) -> str | None:
     """Why the fused kernels cannot run this call, or None when they can."""
-    device_type = torch.device(device).type if device is not None else "cpu"
+    device_type = device.type if isinstance(device, torch.device) else torch.device(device or "cpu").type
     return _fused_unavailable_reason(spec, device_type, dtype)
 
 
@@ -88,10 +88,16 @@ def mlp(x, params, spec: MLPSpec, *, train: bool = False, seed: int = 0, offset:
     check_mlp_args(x, params, spec)
     seed, offset = philox._check_seed(seed), philox._check_offset(offset)  # same errors on every backend
     if resolve_backend(backend, spec, x.device, x.dtype) == "fused":
-        from ganfast import ops
-
-        return ops.mlp_forward(x.contiguous(), params.contiguous(), spec, train, seed, offset)
+        return _fused_ops().mlp_forward(x.contiguous(), params.contiguous(), spec, train, seed, offset)
     return reference.mlp_forward(x, params, spec, train=train, seed=seed, offset=offset)
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_ops():
+    """ganfast.ops, imported on first use (it needs the extension; the fallback never loads it)."""
+    from ganfast import ops
+
+    return ops
 
 
 def _random(kind, n, seed, offset, a, b, dtype, device, backend):
@@ -99,8 +105,7 @@ def _random(kind, n, seed, offset, a, b, dtype, device, backend):
     n, seed, offset, a, b, dtype = check(n, seed, offset, a, b, dtype)
     device = torch.device(device) if device is not None else torch.device("cpu")
     if resolve_backend(backend, None, device, dtype) == "fused":
-        from ganfast import ops
-
+        ops = _fused_ops()
         out = torch.empty(n, dtype=dtype, device=device)
         return (ops.fill_uniform_ if kind == "uniform" else ops.fill_normal_)(out, seed, offset, a, b)
     fn = philox.uniform if kind == "uniform" else philox.normal

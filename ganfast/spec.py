@@ -101,7 +101,7 @@ class MLPSpec:
     def out_features(self) -> int:
         return self.widths[-1]
 
-    @property
+    @functools.cached_property  # on the per-call path; the spec is frozen
     def num_params(self) -> int:
         return sum(o * (i + 1) for i, o in zip(self.widths[:-1], self.widths[1:]))
 

@@ -12,6 +12,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC target("avx2,fma")
 #define GF_ISA isa_avx2
+#define GF_HAVE_FMA 1  // fastmath.h's float polynomials (the target pragma does not define __FMA__)
 #define GF_TABLE_FLOAT table_float_avx2
 #define GF_TABLE_DOUBLE table_double_avx2
 #include "kernels_impl.h"
