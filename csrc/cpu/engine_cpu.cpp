@@ -1,12 +1,11 @@
 // The fused training engine on the CPU: one MemberTrainer per population member, members
 // spread over threads (each member's arithmetic is serial, so results do not depend on the
-// thread count).
-#include <ATen/Parallel.h>
-
+// thread count; torch.set_num_threads sets how many).
 #include <vector>
 
 #include "../engine_args.h"
 #include "kernels.h"
+#include "threads.h"
 
 namespace ganfast {
 namespace {
@@ -43,7 +42,7 @@ at::Tensor gan_train_cpu(at::Tensor g_params, at::Tensor d_params, at::Tensor g_
     const double* lr = lrs.data_ptr<double>();
     double* met = metrics.data_ptr<double>();
     const int64_t nG = desc.g.num_params, nD = desc.d.num_params;
-    at::parallel_for(0, P, 1, [&](int64_t begin, int64_t end) {
+    cpu::parallel_chunks(P, 1, [&](int64_t begin, int64_t end) {
       std::vector<uint64_t> offset(end - begin);
       std::vector<core::MemberState<scalar_t>> members;
       for (int64_t k = begin; k < end; ++k) {
