@@ -22,7 +22,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # -fno-math-errno / -fno-trapping-math change no results (errno and FP exception flags are
 # never read) but let GCC if-convert and vectorise the activation and sampling loops.
 CXX_FLAGS = ["-O3", "-std=c++17", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
-NVCC_FLAGS = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"]
+# --fmad=false: nvcc's counterpart of -ffp-contract=off (no a * b + c contraction), so the CUDA
+# kernels do the CPU kernels' arithmetic (bitwise-equal uniforms, same per-element formulas).
+NVCC_FLAGS = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo", "--fmad=false"]
 
 
 def cuda_wanted() -> bool:

@@ -51,16 +51,33 @@ def fused_unavailable_reason(cfg: TrainConfig, device) -> str | None:
         reason = functional.fused_unavailable_reason(spec, device, cfg.torch_dtype)
         if reason is not None:
             return reason
-    if torch.device(device).type != "cpu":
-        return "the fused engine runs on the CPU in this build"
+    kind = torch.device(device).type
+    if kind not in ("cpu", "cuda"):
+        return f"the fused engine has kernels for CPU and CUDA devices, not {kind}"
+    if kind == "cuda" and not _ext.WITH_CUDA:  # (functional's check says so first; kept explicit)
+        return "ganfast was built without its CUDA kernels (rebuild with a CUDA torch and nvcc)"
     return None
 
 
 def train_fused(cfg: TrainConfig, state: GanState, epochs: int) -> torch.Tensor:
     """Train every member for `epochs` epochs in place; returns the (P, 5) metrics (float64)
-    of the last epoch, columns METRIC_NAMES."""
+    of the last epoch, columns METRIC_NAMES, on the state's device.
+
+    The engine runs where the state lives: on the CPU, or on a CUDA device when the extension
+    was built with CUDA (`init_state(cfg, device="cuda")` or `state.to("cuda")`). Every tensor
+    of the state, the int64 counters (offsets, epochs, seeds) and the lrs included, must be on
+    that one device: the CUDA kernel reads and advances the counters on the device, so a whole
+    call never synchronises with the host except for one check of the seeds."""
     _ext.require("the fused training engine")
     s = state
+    devices = {t.device for t in s.tensors().values()}
+    if len(devices) != 1:
+        raise ValueError(f"ganfast: every GanState tensor must be on one device, got {sorted(map(str, devices))};"
+                         " move the whole state with state.to(device)")
+    device = s.g_params.device
+    if device.type == "cuda" and not _ext.WITH_CUDA:
+        raise RuntimeError("ganfast: the state is on a CUDA device but the extension was built without CUDA "
+                           "kernels; rebuild with a CUDA build of torch and nvcc, or use state.to('cpu')")
     return torch.ops.ganfast.gan_train_(
         s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.seeds, s.lrs,
         *op_arguments(cfg), int(epochs),

@@ -17,78 +17,160 @@ GF_BEGIN_NAMESPACE
 
 // --- the D input: devnag's 4 moments of the whole batch --------------------------------------
 
+// float / double overloads of the libm functions the loop below uses: an unqualified call with a
+// float argument could pick the double function on the host, so the type is spelled out.
+GF_HD float log_(float x) { return logf(x); }
+GF_HD double log_(double x) { return log(x); }
+GF_HD float sqrt_(float x) { return sqrtf(x); }
+GF_HD double sqrt_(double x) { return sqrt(x); }
+// std::max's semantics (returns a unless a < b, so a NaN `a` passes through), usable on devices.
+template <typename T>
+GF_HD T max_(T a, T b) { return a < b ? b : a; }
+
+// The per-element pieces of the moments (GF_HD: the CUDA engine reduces the same terms over
+// the batch in its own order; the host loops below add them up in theirs).
+template <typename T>
+GF_HD T moments_mean(T sum, int64_t N) { return sum / T(N); }
+template <typename T>
+GF_HD T moment_sq(T x, T mean) { return (x - mean) * (x - mean); }
+template <typename T>
+GF_HD T moments_sd(T sum_sq, int64_t N) { return sqrt_(sum_sq / T(N)); }  // biased variance
+template <typename T>
+GF_HD T moment_z(T x, T mean, T sd) { return (x - mean) / sd; }
+template <typename T>
+GF_HD T moment_cube(T z) { return z * z * z; }
+template <typename T>
+GF_HD T moment_quad(T z) { return z * z * z * z; }
+template <typename T>
+GF_HD void moments_finish(T mean, T sd, T sum_z3, T sum_z4, int64_t N, T* m) {
+  m[0] = mean;
+  m[1] = sd;
+  m[2] = sum_z3 / T(N);
+  m[3] = sum_z4 / T(N) - T(3);
+}
+
 // m = (mean, std, skewness, excess kurtosis) with the biased variance, as the seeds compute them.
 template <typename T>
 inline void moments_forward(const T* x, int64_t N, T* m) {
   T s = T(0);
   GF_SIMD_SUM(s) for (int64_t n = 0; n < N; ++n) s += x[n];
-  const T mean = s / T(N);
+  const T mean = moments_mean(s, N);
   T v = T(0);
-  GF_SIMD_SUM(v) for (int64_t n = 0; n < N; ++n) v += (x[n] - mean) * (x[n] - mean);
-  const T var = v / T(N);
-  const T sd = std::sqrt(var);
+  GF_SIMD_SUM(v) for (int64_t n = 0; n < N; ++n) v += moment_sq(x[n], mean);
+  const T sd = moments_sd(v, N);
   T s3 = T(0), s4 = T(0);
-  GF_SIMD_SUM(s3) for (int64_t n = 0; n < N; ++n) {
-    const T z = (x[n] - mean) / sd;
-    s3 += z * z * z;
-  }
-  GF_SIMD_SUM(s4) for (int64_t n = 0; n < N; ++n) {
-    const T z = (x[n] - mean) / sd;
-    s4 += z * z * z * z;
-  }
-  m[0] = mean;
-  m[1] = sd;
-  m[2] = s3 / T(N);
-  m[3] = s4 / T(N) - T(3);
+  GF_SIMD_SUM(s3) for (int64_t n = 0; n < N; ++n) s3 += moment_cube(moment_z(x[n], mean, sd));
+  GF_SIMD_SUM(s4) for (int64_t n = 0; n < N; ++n) s4 += moment_quad(moment_z(x[n], mean, sd));
+  moments_finish(mean, sd, s3, s4, N, m);
 }
+
+// The per-element pieces of moments_backward: coefficients from (m, g_m), then the three passes.
+template <typename T>
+struct MomentsGrad {
+  T mean, sd, c3, c4;
+};
+template <typename T>
+GF_HD MomentsGrad<T> moments_grad_coefs(const T* m, const T* gm, int64_t N) {
+  return MomentsGrad<T>{m[0], m[1], gm[2] * T(3) / T(N), gm[3] * T(4) / T(N)};
+}
+// Pass 1: g_sd -= this term, summed over the batch (the gradient through zscores = diffs / sd).
+template <typename T>
+GF_HD T moments_grad_sd_term(const MomentsGrad<T>& c, T x) {
+  const T z = (x - c.mean) / c.sd;
+  const T gz = c.c3 * z * z + c.c4 * z * z * z;
+  return gz * z / c.sd;
+}
+// Between the passes: the coefficient of diffs through the variance.
+template <typename T>
+GF_HD T moments_grad_cvar(const MomentsGrad<T>& c, T gm_sd, T g_sd, int64_t N) {
+  const T g_var = (gm_sd + g_sd) * T(0.5) / c.sd;
+  return g_var * T(2) / T(N);
+}
+// Pass 2: the gradient wrt x[n] before the mean's share (also summed over the batch).
+template <typename T>
+GF_HD T moments_grad_x(const MomentsGrad<T>& c, T c_var, T x) {
+  const T d = x - c.mean, z = d / c.sd;
+  return (c.c3 * z * z + c.c4 * z * z * z) / c.sd + c_var * d;
+}
+// Pass 3: added to every gradient: the mean's share.
+template <typename T>
+GF_HD T moments_grad_shift(T gm_mean, T sum_gd, int64_t N) { return (gm_mean - sum_gd) / T(N); }
 
 // g_x from g_m, written in the centred order autograd uses (diffs, zscores), which keeps
 // float32 within 1e-5 of autograd where the closed form A + Bz + Cz^2 + Dz^3 loses 3 digits.
 template <typename T>
 inline void moments_backward(const T* x, int64_t N, const T* m, const T* gm, T* gx) {
-  const T mean = m[0], sd = m[1];
-  const T c3 = gm[2] * T(3) / T(N), c4 = gm[3] * T(4) / T(N);
+  const MomentsGrad<T> c = moments_grad_coefs(m, gm, N);
   T g_sd = T(0);  // through zscores = diffs / sd
-  GF_SIMD_SUM(g_sd) for (int64_t n = 0; n < N; ++n) {
-    const T z = (x[n] - mean) / sd;
-    const T gz = c3 * z * z + c4 * z * z * z;
-    g_sd -= gz * z / sd;
-  }
-  const T g_var = (gm[1] + g_sd) * T(0.5) / sd;
-  const T c_var = g_var * T(2) / T(N);
+  GF_SIMD_SUM(g_sd) for (int64_t n = 0; n < N; ++n) g_sd -= moments_grad_sd_term(c, x[n]);
+  const T c_var = moments_grad_cvar(c, gm[1], g_sd, N);
   T sum_gd = T(0);
   GF_SIMD_SUM(sum_gd) for (int64_t n = 0; n < N; ++n) {
-    const T d = x[n] - mean, z = d / sd;
-    const T gd = (c3 * z * z + c4 * z * z * z) / sd + c_var * d;
+    const T gd = moments_grad_x(c, c_var, x[n]);
     gx[n] = gd;
     sum_gd += gd;
   }
-  const T shift = (gm[0] - sum_gd) / T(N);
+  const T shift = moments_grad_shift(gm[0], sum_gd, N);
   GF_SIMD for (int64_t n = 0; n < N; ++n) gx[n] += shift;
 }
 
 // --- BCE, exactly as torch.nn.BCELoss computes value and gradient ----------------------------
+
+// One sample's loss -[y log p + (1 - y) log(1 - p)], logs clamped at -100, in double.
+template <typename T>
+GF_HD double bce_term(T p, T y) {
+  const T lp = max_<T>(log_(p), T(-100));
+  const T l1p = max_<T>(log_(T(1) - p), T(-100));
+  return static_cast<double>((y - T(1)) * l1p - y * lp);
+}
+// dL/dp of the mean over n samples.
+template <typename T>
+GF_HD T bce_grad(T p, T y, int64_t n) {
+  return (p - y) / max_<T>((T(1) - p) * p, T(1e-12)) / T(n);
+}
 
 // Mean over n of -[y log p + (1 - y) log(1 - p)], logs clamped at -100. Writes dL/dp to g.
 template <typename T>
 inline double bce_loss_grad(const T* p, int64_t n, T y, T* g) {
   double loss = 0.0;
   for (int64_t i = 0; i < n; ++i) {
-    const T lp = std::max<T>(std::log(p[i]), T(-100));
-    const T l1p = std::max<T>(std::log(T(1) - p[i]), T(-100));
-    loss += static_cast<double>((y - T(1)) * l1p - y * lp);
-    g[i] = (p[i] - y) / std::max<T>((T(1) - p[i]) * p[i], T(1e-12)) / T(n);
+    loss += bce_term(p[i], y);
+    g[i] = bce_grad(p[i], y, n);
   }
   return loss / static_cast<double>(n);
 }
 
 // --- optimizers (torch.optim.SGD with momentum, dampening 0; torch.optim.Adam) -------------
 
-inline double scheduled_lr(const OptimizerDesc& o, double base, int64_t epoch) {
+GF_HD double scheduled_lr(const OptimizerDesc& o, double base, int64_t epoch) {
   if (o.step_size <= 0) return base;
   double lr = base;  // StepLR multiplies by gamma at every step_size-th epoch, as torch does
   for (int64_t k = 0; k < epoch / o.step_size; ++k) lr *= o.gamma;
   return lr;
+}
+
+// Per-element updates (GF_HD, shared with the CUDA engine).
+template <typename T>
+GF_HD T sgd_momentum_buf(T buf, T g, T mu) { return buf * mu + g; }  // steps after the first
+template <typename T>
+GF_HD T sgd_apply(T p, T d, T neg_lr) { return p + neg_lr * d; }
+
+template <typename T>
+struct AdamCoefs {
+  T b1, b2, step_size, bc2_sqrt, eps;
+};
+// Adam's per-step scalars (bias corrections in double, then rounded, as torch does).
+template <typename T>
+GF_HD AdamCoefs<T> adam_coefs(const OptimizerDesc& o, double lr, int64_t step) {
+  const double t = static_cast<double>(step + 1);
+  return AdamCoefs<T>{T(o.beta1), T(o.beta2), T(lr / (1.0 - pow(o.beta1, t))), T(sqrt(1.0 - pow(o.beta2, t))),
+                      T(o.eps)};
+}
+template <typename T>
+GF_HD void adam_update(const AdamCoefs<T>& c, T& p, T g, T& m, T& v) {
+  m += (g - m) * (T(1) - c.b1);
+  v = v * c.b2 + g * g * (T(1) - c.b2);
+  p -= c.step_size * (m / (sqrt_(v) / c.bc2_sqrt + c.eps));
 }
 
 // `step` counts this optimizer's previous updates (SGD's first update copies the gradient into
@@ -99,33 +181,40 @@ inline void optimizer_step(const OptimizerDesc& o, double lr, int64_t step, T* p
   if (o.kind == kOptSgd) {
     const T mu = T(o.momentum), neg_lr = T(-lr);
     if (o.momentum == 0.0) {
-      GF_SIMD for (int64_t i = 0; i < n; ++i) p[i] += neg_lr * g[i];
+      GF_SIMD for (int64_t i = 0; i < n; ++i) p[i] = sgd_apply(p[i], g[i], neg_lr);
       return;
     }
     T* buf = state;
     if (step == 0) {
       GF_SIMD for (int64_t i = 0; i < n; ++i) buf[i] = g[i];
     } else {
-      GF_SIMD for (int64_t i = 0; i < n; ++i) buf[i] = buf[i] * mu + g[i];
+      GF_SIMD for (int64_t i = 0; i < n; ++i) buf[i] = sgd_momentum_buf(buf[i], g[i], mu);
     }
-    GF_SIMD for (int64_t i = 0; i < n; ++i) p[i] += neg_lr * buf[i];
+    GF_SIMD for (int64_t i = 0; i < n; ++i) p[i] = sgd_apply(p[i], buf[i], neg_lr);
     return;
   }
   T* m = state;
   T* v = state + n;
-  const double t = static_cast<double>(step + 1);
-  const T b1 = T(o.beta1), b2 = T(o.beta2);
-  const T step_size = T(lr / (1.0 - std::pow(o.beta1, t)));
-  const T bc2_sqrt = T(std::sqrt(1.0 - std::pow(o.beta2, t)));
-  const T eps = T(o.eps);
-  GF_SIMD for (int64_t i = 0; i < n; ++i) {
-    m[i] += (g[i] - m[i]) * (T(1) - b1);
-    v[i] = v[i] * b2 + g[i] * g[i] * (T(1) - b2);
-    p[i] -= step_size * (m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps));
-  }
+  const AdamCoefs<T> c = adam_coefs<T>(o, lr, step);
+  GF_SIMD for (int64_t i = 0; i < n; ++i) adam_update(c, p[i], g[i], m[i], v[i]);
 }
 
 // --- sampling into feature-major (dim x N) blocks ---------------------------------------------
+
+// One value of a normal draw: mean + std * z in double, then rounded to T.
+template <typename T>
+GF_HD T normal_value(double mean, double std, double z) {
+  return static_cast<T>(mean + std * z);
+}
+
+// The mixture component of a sample from its component word: u = (w >> 8) 2^-24 against the
+// cumulative weights (the last component takes whatever rounding leaves above them).
+GF_HD int mixture_component(uint32_t word, const double* cum_weights, int modes) {
+  const double u = static_cast<double>(word >> 8) * 0x1p-24;
+  int k = 0;
+  while (k + 1 < modes && u >= cum_weights[k]) ++k;
+  return k;
+}
 
 // `count` standard normals (count + count % 2 words from offset); z needs room for that many.
 inline void normal_pairs(uint64_t seed, uint64_t offset, int64_t count, uint32_t* words, double* z) {
@@ -159,7 +248,7 @@ struct Sampler {
     } else {
       normal_pairs(seed, *offset, count, words.data(), z.data());
       for (int64_t n = 0; n < N; ++n)
-        for (int64_t j = 0; j < D; ++j) out[j * N + n] = static_cast<T>(g.noise.a + g.noise.b * z[n * D + j]);
+        for (int64_t j = 0; j < D; ++j) out[j * N + n] = normal_value<T>(g.noise.a, g.noise.b, z[n * D + j]);
       *offset += count + (count & 1);
     }
   }
@@ -171,19 +260,14 @@ struct Sampler {
     std::fill(comp.begin(), comp.end(), 0);
     if (d.modes > 1) {
       philox_fill_words(seed, *offset, N, words.data());
-      for (int64_t n = 0; n < N; ++n) {
-        const double u = static_cast<double>(words[n] >> 8) * 0x1p-24;
-        int k = 0;
-        while (k + 1 < d.modes && u >= d.cum_weights[k]) ++k;
-        comp[n] = k;
-      }
+      for (int64_t n = 0; n < N; ++n) comp[n] = mixture_component(words[n], d.cum_weights, d.modes);
       *offset += N;
     }
     normal_pairs(seed, *offset, count, words.data(), z.data());
     *offset += count + (count & 1);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t j = 0; j < D; ++j)
-        out[j * N + n] = static_cast<T>(d.centers[comp[n] * D + j] + d.std[j] * z[n * D + j]);
+        out[j * N + n] = normal_value<T>(d.centers[comp[n] * D + j], d.std[j], z[n * D + j]);
   }
 };
 
