@@ -79,4 +79,20 @@ inline int64_t check_mlp_inputs(const core::MlpDesc& d, const at::Tensor& x, con
   return x.size(0);
 }
 
+// Checks of mlp_backward's tensors; returns the batch size.
+inline int64_t check_mlp_backward_inputs(const core::MlpDesc& d, const at::Tensor& grad_out, const at::Tensor& x,
+                                         const at::Tensor& params, const at::Tensor& saved) {
+  const int64_t N = check_mlp_inputs(d, x, params);
+  check_float_tensor(grad_out, "grad_out");
+  check_same(grad_out, x, "grad_out", "x");
+  TORCH_CHECK(grad_out.dim() == 2 && grad_out.size(0) == N && grad_out.size(1) == d.widths[d.num_layers],
+              "ganfast: grad_out must have shape (", N, ", ", d.widths[d.num_layers], "), got ", grad_out.sizes());
+  check_float_tensor(saved, "saved");
+  check_same(saved, x, "saved", "x");
+  TORCH_CHECK(saved.dim() == 1 && saved.numel() == d.sum_out_widths * N,
+              "ganfast: saved does not come from mlp_forward with these arguments (expected ",
+              d.sum_out_widths * N, " values, got ", saved.numel(), ")");
+  return N;
+}
+
 }  // namespace ganfast

@@ -88,17 +88,8 @@ std::tuple<at::Tensor, at::Tensor> mlp_backward_cpu(const at::Tensor& grad_out, 
                                                     at::ArrayRef<double> act_params, double dropout,
                                                     int64_t seed, int64_t offset) {
   const core::MlpDesc d = make_mlp_desc(widths, acts, act_params, dropout);
-  const int64_t N = check_mlp_inputs(d, x, params);
+  const int64_t N = check_mlp_backward_inputs(d, grad_out, x, params, saved);
   check_seed_offset(seed, offset);
-  check_float_tensor(grad_out, "grad_out");
-  check_same(grad_out, x, "grad_out", "x");
-  TORCH_CHECK(grad_out.dim() == 2 && grad_out.size(0) == N && grad_out.size(1) == d.widths[d.num_layers],
-              "ganfast: grad_out must have shape (", N, ", ", d.widths[d.num_layers], "), got ", grad_out.sizes());
-  check_float_tensor(saved, "saved");
-  check_same(saved, x, "saved", "x");
-  TORCH_CHECK(saved.dim() == 1 && saved.numel() == d.sum_out_widths * N,
-              "ganfast: saved does not come from mlp_forward with these arguments (expected ",
-              d.sum_out_widths * N, " values, got ", saved.numel(), ")");
   at::Tensor grad_x = at::empty_like(x);
   at::Tensor grad_params = at::zeros_like(params);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mlp_backward", [&] {
