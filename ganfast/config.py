@@ -12,10 +12,18 @@ A config is a YAML mapping; every key is optional (defaults below, the devnag se
     data:    {kind: normal, dim: 1, mean: [4.0], std: [1.25]}     (scalars are broadcast)
            | {kind: mixture, centers: K x dim, std, weights: K positives (optional)}
            | {kind: ring, dim: 2, modes, radius, std}  centres radius*(cos, sin)(2 pi k / modes)
+           | {kind: digits | mnist | cifar10, root: DIR, scale: unit | symmetric, limit: N}
+             image data sets (ganfast.datasets); dim is C*H*W; scale: pixels in [0, 1] or
+             [-1, 1]; limit: use the first N images. root is where mnist / cifar10 files are
+             (`--data DIR`); the digits come with scikit-learn. With image data an epoch is a
+             pass over the data set, and population must be 1.
     generator / discriminator:
         hidden: list of widths >= 1 (may be empty), activation, activation_param,
         output_activation, output_activation_param, dropout in [0, 1)
         discriminator.input: raw | moments (devnag's 4 moments of the batch; data.dim == 1)
+        arch: mlp | cifar_conv | dcgan (image data only; the conv nets are how-to-gan's and
+        take only `init`), batchnorm: false | true (BatchNorm1d after each hidden layer, image
+        MLPs only), init: default (nn.Linear's) | dcgan (weights N(0, 0.02))
     loss: {generator: non_saturating | minimax}
     optimizer_d / optimizer_g: {kind: sgd | adam, lr: 1e-3, momentum: 0.9,
         betas: [0.9, 0.999], eps: 1e-8, step_lr: null | {step_size: >= 1, gamma: (0, 1]}}
@@ -37,6 +45,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .datasets import IMAGE_SHAPES
 from .spec import DEFAULT_ACT_PARAM, MLPSpec, canonical_activation
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -130,6 +139,12 @@ def _int(v, key, lo: int | None = None) -> int:
 def _str(v, key) -> str:
     if not isinstance(v, str) or not v.strip():
         raise ConfigError(f"{key}: expected a non-empty string, got {_describe(v)}")
+    return v
+
+
+def _bool(v, key) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(f"{key}: expected true or false, got {_describe(v)}")
     return v
 
 
@@ -259,7 +274,11 @@ _DATA_KEYS = {
     "normal": ("kind", "dim", "mean", "std"),
     "mixture": ("kind", "dim", "centers", "std", "weights"),
     "ring": ("kind", "dim", "modes", "radius", "std"),
+    "digits": ("kind", "scale", "limit"),
+    "mnist": ("kind", "root", "scale", "limit"),
+    "cifar10": ("kind", "root", "scale", "limit"),
 }
+_SCALES = {"unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -276,9 +295,30 @@ class DataConfig:
     weights: tuple | None = None
     modes: int | None = None
     radius: float | None = None
+    root: str | None = None
+    scale: str | None = None
+    limit: int | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind in IMAGE_SHAPES
+
+    @property
+    def image_shape(self) -> tuple:
+        """(channels, height, width) of an image data set."""
+        if not self.is_image:
+            raise ValueError(f"data.kind {self.kind!r} is not an image data set")
+        return IMAGE_SHAPES[self.kind]
+
+    @property
+    def pixel_range(self) -> tuple:
+        """(low, high) of the pixels the networks see: [0, 1] or [-1, 1]."""
+        return _SCALES[self.scale or "unit"]
 
     def components(self) -> tuple:
         """(centers: K tuples of dim floats, std: dim floats, weights: K floats summing to 1)."""
+        if self.is_image:
+            raise ValueError(f"data.kind {self.kind!r} is an image data set, not a Gaussian mixture")
         if self.kind == "normal":
             return (tuple(self.mean),), tuple(self.std), (1.0,)
         if self.kind == "ring":
@@ -291,6 +331,8 @@ class DataConfig:
     def to_dict(self) -> dict:
         keys = _DATA_KEYS.get(self.kind, _DATA_KEYS["normal"])
         out = {k: _plain(getattr(self, k)) for k in keys}
+        if self.is_image:
+            return out
         std = out.get("std")
         isotropic = isinstance(std, list) and std and std.count(std[0]) == len(std)
         if self.kind != "normal" and isotropic:
@@ -302,6 +344,15 @@ class DataConfig:
         d = _section(raw, key, tuple(f.name for f in fields(cls)))
         kind = _choice(d.get("kind", "normal"), f"{key}.kind", _DATA_KEYS, "data kind")
         _only(d, key, kind, _DATA_KEYS[kind])
+
+        if kind in IMAGE_SHAPES:
+            c, h, w = IMAGE_SHAPES[kind]
+            root = d.get("root")
+            limit = d.get("limit")
+            return cls(kind, c * h * w, mean=None, std=None,
+                       root=None if root is None else str(Path(_str(root, f"{key}.root"))),
+                       scale=_choice(d.get("scale", "unit"), f"{key}.scale", _SCALES, "pixel scale"),
+                       limit=None if limit is None else _int(limit, f"{key}.limit", 1))
 
         if kind == "normal":
             given = [v for v in (d.get("mean"), d.get("std")) if isinstance(v, (list, tuple))]
@@ -342,13 +393,17 @@ class DataConfig:
 
 
 _NET_KEYS = ("hidden", "activation", "activation_param", "output_activation",
-             "output_activation_param", "dropout")
+             "output_activation_param", "dropout", "batchnorm")
+_ARCHS = ("mlp", "cifar_conv", "dcgan")
+_INITS = ("default", "dcgan")
 
 
 @dataclass(frozen=True)
 class NetConfig:
-    """An MLP's hidden widths, activations and dropout; `input` (raw | moments) is the
-    discriminator's feature map and is always 'raw' for the generator."""
+    """A network: an MLP's hidden widths, activations, dropout and (image MLPs) BatchNorm, or
+    one of how-to-gan's conv nets (`arch`, whose layers are fixed); `init` is nn.Linear's
+    default or DCGAN's N(0, 0.02). `input` (raw | moments) is the discriminator's feature map
+    and is always 'raw' for the generator."""
 
     hidden: tuple = (5, 5)
     activation: str = "tanh"
@@ -357,18 +412,42 @@ class NetConfig:
     output_activation_param: float | None = None
     dropout: float = 0.0
     input: str = "raw"
+    arch: str = "mlp"
+    batchnorm: bool = False
+    init: str = "default"
 
     def spec(self, in_dim: int, out_dim: int) -> MLPSpec:
-        """The MLPSpec with widths [in_dim, *hidden, out_dim]."""
+        """The MLPSpec with widths [in_dim, *hidden, out_dim] (arch mlp only)."""
+        if self.arch != "mlp":
+            raise ValueError(f"arch {self.arch!r} is a conv net, not an MLP")
         return MLPSpec((in_dim, *self.hidden, out_dim), self.activation, self.output_activation,
                        self.dropout, self.activation_param, self.output_activation_param)
 
+    @property
+    def is_fused_mlp(self) -> bool:
+        """An MLP the fused op can run (no BatchNorm, no convolutions; widths are checked
+        where it runs)."""
+        return self.arch == "mlp" and not self.batchnorm
+
     def to_dict(self) -> dict:
-        return {k: _plain(getattr(self, k)) for k in _NET_KEYS + ("input",)}
+        if self.arch != "mlp":
+            return {"arch": self.arch, "init": self.init}
+        out = {k: _plain(getattr(self, k)) for k in _NET_KEYS + ("input",)}
+        if self.init != "default":
+            out["init"] = self.init
+        return out
 
     @classmethod
     def _parse(cls, raw, key: str, default: "NetConfig", with_input: bool) -> "NetConfig":
-        d = _section(raw, key, _NET_KEYS + (("input",) if with_input else ()))
+        d = _section(raw, key, _NET_KEYS + ("arch", "init") + (("input",) if with_input else ()))
+        arch = _choice(d.get("arch", "mlp"), f"{key}.arch", _ARCHS, "architecture")
+        init = _choice(d.get("init", "default"), f"{key}.init", _INITS, "init")
+        if arch != "mlp":
+            _only(d, key, arch, ("arch", "init", "input"))
+            inp = _choice(d.get("input", "raw"), f"{key}.input", ("moments", "raw"), "discriminator input")
+            if inp != "raw":
+                raise ConfigError(f"{key}.input: arch {arch!r} takes whole images ('raw'), not {inp!r}")
+            return cls(arch=arch, init=init)
         hidden = _list(d.get("hidden", default.hidden), f"{key}.hidden",
                        "layer widths (may be empty)")
         act = _activation(d.get("activation", default.activation), f"{key}.activation")
@@ -384,6 +463,9 @@ class NetConfig:
             dropout=_float(d.get("dropout", default.dropout), f"{key}.dropout", "in [0, 1)"),
             input=_choice(d.get("input", "raw"), f"{key}.input", ("moments", "raw"),
                           "discriminator input"),
+            arch=arch,
+            batchnorm=_bool(d.get("batchnorm", False), f"{key}.batchnorm"),
+            init=init,
         )
 
 
@@ -491,13 +573,18 @@ class TrainConfig:
     # --- derived ----------------------------------------------------------------------
     @property
     def g_spec(self) -> MLPSpec:
-        """Generator: noise.dim -> data.dim."""
+        """Generator: noise.dim -> data.dim (arch mlp)."""
         return self.generator.spec(self.noise.dim, self.data.dim)
 
     @property
     def d_spec(self) -> MLPSpec:
-        """Discriminator: data.dim (or the 4 batch moments) -> 1."""
+        """Discriminator: data.dim (or the 4 batch moments) -> 1 (arch mlp)."""
         return self.discriminator.spec(_d_in(self.discriminator, self.data), 1)
+
+    @property
+    def is_image(self) -> bool:
+        """True for image data sets (ganfast.image_train), False for the toy distributions."""
+        return self.data.is_image
 
     @property
     def member_seeds(self) -> tuple:
@@ -515,7 +602,7 @@ class TrainConfig:
         """Plain data (lists, not tuples) that yaml.safe_dump writes and load_config reads back."""
         out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
         if isinstance(self.generator, NetConfig):
-            del out["generator"]["input"]  # only the discriminator has an input map
+            out["generator"].pop("input", None)  # only the discriminator has an input map
         return out
 
     def replace(self, overrides: Mapping[str, Any] | None = None, /, **kwargs) -> "TrainConfig":
@@ -581,13 +668,42 @@ def _parse_top(raw) -> dict:
         if out["batch_size"] < 2:
             raise ConfigError("batch_size: discriminator.input 'moments' needs batch_size >= 2 "
                               f"(a batch std), got {out['batch_size']}")
+    _check_image_settings(out)
     for net, i, o in (("generator", out["noise"].dim, out["data"].dim),
                       ("discriminator", _d_in(out["discriminator"], out["data"]), 1)):
+        if out[net].arch != "mlp":
+            continue
         try:
             out[net].spec(i, o)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{net}.widths: {e}") from None
     return out
+
+
+def _check_image_settings(out: dict) -> None:
+    """What only image data supports (BatchNorm, conv nets) and what it does not (populations,
+    epochs without a D step to walk the data set; the moments map needs 1-D data anyway)."""
+    data = out["data"]
+    if not data.is_image:
+        for net in ("generator", "discriminator"):
+            if out[net].arch != "mlp":
+                raise ConfigError(f"{net}.arch: {out[net].arch!r} is for image data "
+                                  f"(data.kind {_one_of(IMAGE_SHAPES)}), got data.kind {data.kind!r}")
+            if out[net].batchnorm:
+                raise ConfigError(f"{net}.batchnorm: only image data (data.kind "
+                                  f"{_one_of(IMAGE_SHAPES)}) trains with BatchNorm; the toy engine's "
+                                  "fused MLP has none")
+        return
+    if out["population"] != 1:
+        raise ConfigError(f"population: image data trains one GAN at a time, got {out['population']}")
+    if out["d_steps"] < 1:
+        raise ConfigError("d_steps: image data needs at least one D step per iteration "
+                          "(D steps walk the data set)")
+    c, h, w = data.image_shape
+    for net in ("generator", "discriminator"):
+        if out[net].arch != "mlp" and (h, w) != (32, 32):
+            raise ConfigError(f"{net}.arch: {out[net].arch!r} is built for 32x32 images "
+                              f"(data.kind cifar10), got {data.kind} {h}x{w}")
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -640,9 +756,15 @@ def load_config(source: "str | os.PathLike | Mapping | TrainConfig") -> TrainCon
         raise ConfigError(f"{path}: {e}") from None
 
 
-def list_presets() -> list:
-    """Names of the shipped presets (ganfast/presets/*.yaml), sorted."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+def list_presets(kind: str | None = None) -> list:
+    """Names of the shipped presets (ganfast/presets/*.yaml), sorted; kind "toy" or "image"
+    keeps only the toy-distribution or the image presets."""
+    names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    if kind is None:
+        return names
+    if kind not in ("toy", "image"):
+        raise ValueError(f"kind must be 'toy', 'image' or None, got {kind!r}")
+    return [n for n in names if load_preset(n).is_image == (kind == "image")]
 
 
 def preset_path(name: str) -> Path:

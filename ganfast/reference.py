@@ -40,7 +40,7 @@ def activation_fn(name: str, param: float):
     return {"identity": _identity, "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[name]
 
 
-def _activation_module(name: str, param: float) -> nn.Module:
+def activation_module(name: str, param: float) -> nn.Module:
     """nn.Module twin of activation_fn, for exported nn.Sequential models."""
     name = canonical_activation(name)
     if name == "leaky_relu":
@@ -118,11 +118,11 @@ def to_sequential(params: torch.Tensor, spec: MLPSpec, train_dropout: bool = Tru
             linear.bias.copy_(bias)
         modules.append(linear)
         if i < len(layers) - 1:
-            modules.append(_activation_module(spec.activation, spec.layer_act_params[i]))
+            modules.append(activation_module(spec.activation, spec.layer_act_params[i]))
             if train_dropout and spec.dropout > 0.0:
                 modules.append(nn.Dropout(spec.dropout))
         elif spec.output_activation != "identity":
-            modules.append(_activation_module(spec.output_activation, spec.layer_act_params[i]))
+            modules.append(activation_module(spec.output_activation, spec.layer_act_params[i]))
     return nn.Sequential(*modules)
 
 

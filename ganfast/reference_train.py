@@ -60,22 +60,6 @@ class Sampler:
         return (self.centers[comp] + self.std * z).to(self.dtype)
 
 
-def _optimizer(o, params, lr):
-    if o.kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=o.momentum)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), eps=o.eps)
-
-
-def _scheduler(o, opt, last_epoch):
-    if o.step_lr is None:
-        return None
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=o.step_lr.step_size, gamma=o.step_lr.gamma)
-    for _ in range(last_epoch):  # replay, so a resumed run decays exactly like a fresh one
-        opt._opt_called = True  # silence "scheduler.step() before optimizer.step()" on replay
-        sched.step()
-    return sched
-
-
 def _load_opt_state(opt, o, param, buf, steps_done):
     """Put GanState's optimizer buffer into a torch.optim optimizer (and back: _save_opt_state)."""
     if steps_done == 0:
@@ -98,6 +82,74 @@ def _save_opt_state(opt, o, param, buf):
         buf[:n], buf[n:] = st["exp_avg"], st["exp_avg_sq"]
 
 
+class GanSteps:
+    """One D update and one G update, the seeds' way: nn.BCELoss, D trained on real -> 1 and
+    fake -> 0 (fake detached from G), G on the non-saturating target 1 (or the minimax
+    -log(1 - D(G(z)))), each an optimizer step. The toy trainer below and the image trainer
+    (ganfast.image_train) both train with this; they differ only in where batches come from.
+
+    `real` and `noise` are called for each batch, in the order the step needs them, so a
+    shared random stream is consumed in the same order as the fused engine's."""
+
+    def __init__(self, G: nn.Module, D: nn.Module, d_opt, g_opt, generator_loss: str, features=None):
+        self.G, self.D, self.d_opt, self.g_opt = G, D, d_opt, g_opt
+        self.minimax = generator_loss == "minimax"
+        self.features = features if features is not None else (lambda x: x)
+        self.criterion = nn.BCELoss()
+
+    def d_step(self, real, noise) -> tuple:
+        """(loss on real, loss on fake, D(real), D(fake)), all detached."""
+        self.D.zero_grad()
+        d_real = self.D(self.features(real()))
+        d_real_error = self.criterion(d_real, torch.ones_like(d_real))
+        d_real_error.backward()
+        fake = self.G(noise()).detach()
+        d_fake = self.D(self.features(fake))
+        d_fake_error = self.criterion(d_fake, torch.zeros_like(d_fake))
+        d_fake_error.backward()
+        self.d_opt.step()
+        return d_real_error.detach(), d_fake_error.detach(), d_real.detach(), d_fake.detach()
+
+    def g_step(self, noise) -> tuple:
+        """(G's loss, the fake batch, D(fake)), all detached."""
+        self.G.zero_grad()
+        fake = self.G(noise())
+        d_fake = self.D(self.features(fake))
+        if self.minimax:  # minimise log(1 - D(G(z)))
+            g_error = -self.criterion(d_fake, torch.zeros_like(d_fake))
+        else:  # non-saturating: maximise log D(G(z)), as every seed does
+            g_error = self.criterion(d_fake, torch.ones_like(d_fake))
+        g_error.backward()
+        self.g_opt.step()
+        return g_error.detach(), fake.detach(), d_fake.detach()
+
+
+def make_optimizer(o, params, lr):
+    """torch.optim optimizer of an OptimizerConfig."""
+    if o.kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=o.momentum)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), eps=o.eps)
+
+
+def make_scheduler(o, opt, last_epoch: int = 0):
+    """StepLR of an OptimizerConfig (None without step_lr), advanced by `last_epoch` epochs."""
+    if o.step_lr is None:
+        return None
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=o.step_lr.step_size, gamma=o.step_lr.gamma)
+    for _ in range(last_epoch):  # replay, so a resumed run decays exactly like a fresh one
+        opt._opt_called = True  # silence "scheduler.step() before optimizer.step()" on replay
+        sched.step()
+    return sched
+
+
+def step_schedulers(*pairs) -> None:
+    """End of an epoch: step each (scheduler, optimizer) pair that has a scheduler."""
+    for sched, opt in pairs:
+        if sched is not None:
+            opt._opt_called = True  # d_steps or g_steps may be 0: no "step() order" warning
+            sched.step()
+
+
 class MemberTrainer:
     """One member of the population: G, D, optimizers and a shared stream, seed-style."""
 
@@ -116,43 +168,24 @@ class MemberTrainer:
             self.D.params.copy_(state.d_params[k])
         self.epoch = int(state.epochs[k])
         lr_d, lr_g = (float(v) for v in state.lrs[k])
-        self.d_opt = _optimizer(cfg.optimizer_d, self.D.parameters(), lr_d)
-        self.g_opt = _optimizer(cfg.optimizer_g, self.G.parameters(), lr_g)
+        self.d_opt = make_optimizer(cfg.optimizer_d, self.D.parameters(), lr_d)
+        self.g_opt = make_optimizer(cfg.optimizer_g, self.G.parameters(), lr_g)
         _load_opt_state(self.d_opt, cfg.optimizer_d, self.D.params, state.d_opt[k], self.epoch * cfg.d_steps)
         _load_opt_state(self.g_opt, cfg.optimizer_g, self.G.params, state.g_opt[k], self.epoch * cfg.g_steps)
-        self.d_sched = _scheduler(cfg.optimizer_d, self.d_opt, self.epoch)
-        self.g_sched = _scheduler(cfg.optimizer_g, self.g_opt, self.epoch)
+        self.d_sched = make_scheduler(cfg.optimizer_d, self.d_opt, self.epoch)
+        self.g_sched = make_scheduler(cfg.optimizer_g, self.g_opt, self.epoch)
         self.sampler = Sampler(cfg, self.stream, dtype, device)
-        self.criterion = nn.BCELoss()
+        features = (lambda x: moments(x.t())) if cfg.discriminator.input == "moments" else None
+        self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, cfg.loss.generator, features)
         self.metrics = [math.nan] * 5
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return moments(x.t()) if self.cfg.discriminator.input == "moments" else x
-
     def d_step(self):
-        self.D.zero_grad()
-        real = self.sampler.data()
-        d_real = self.D(self.features(real))
-        d_real_error = self.criterion(d_real, torch.ones_like(d_real))
-        d_real_error.backward()
-        fake = self.G(self.sampler.noise()).detach()
-        d_fake = self.D(self.features(fake))
-        d_fake_error = self.criterion(d_fake, torch.zeros_like(d_fake))
-        d_fake_error.backward()
-        self.d_opt.step()
+        d_real_error, d_fake_error, _, _ = self.steps.d_step(self.sampler.data, self.sampler.noise)
         self.metrics[0], self.metrics[1] = d_real_error.item(), d_fake_error.item()
 
     def g_step(self):
-        self.G.zero_grad()
-        fake = self.G(self.sampler.noise())
-        d_fake = self.D(self.features(fake))
-        if self.cfg.loss.generator == "minimax":  # minimise log(1 - D(G(z)))
-            g_error = -self.criterion(d_fake, torch.zeros_like(d_fake))
-        else:  # non-saturating: maximise log D(G(z)), as every seed does
-            g_error = self.criterion(d_fake, torch.ones_like(d_fake))
-        g_error.backward()
-        self.g_opt.step()
-        f = fake.detach().double()
+        g_error, fake, _ = self.steps.g_step(self.sampler.noise)
+        f = fake.double()
         self.metrics[2:] = [g_error.item(), f.mean().item(), f.std(unbiased=False).item()]
 
     def train(self, epochs: int):
@@ -161,10 +194,7 @@ class MemberTrainer:
                 self.d_step()
             for _ in range(self.cfg.g_steps):
                 self.g_step()
-            for sched, opt in ((self.d_sched, self.d_opt), (self.g_sched, self.g_opt)):
-                if sched is not None:
-                    opt._opt_called = True  # d_steps or g_steps may be 0: no "step() order" warning
-                    sched.step()
+            step_schedulers((self.d_sched, self.d_opt), (self.g_sched, self.g_opt))
             self.epoch += 1
         self.write_back()
 

@@ -43,7 +43,7 @@ _erfc = np.frompyfunc(math.erfc, 1, 1)  # exact (libm) erfc; scipy is not a depe
 # ----------------------------------------------------------------------------- files
 
 
-def _atomic(path, write: Callable, binary: bool = False) -> Path:
+def atomic_write(path, write: Callable, binary: bool = False) -> Path:
     """Write through ``path.tmp`` + os.replace so readers never see a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def write_metrics_csv(path, rows: Sequence[Mapping[str, Any]]) -> Path:
         for row in rows:
             w.writerow({k: _cell(v) for k, v in row.items()})
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def _cell(value):
@@ -101,7 +101,7 @@ def _cell(value):
 def write_summary(path, summary: Mapping[str, Any]) -> Path:
     """Write ``summary`` as JSON (insertion order, indent 2, numpy -> plain, NaN -> null)."""
     text = json.dumps(_plain(summary), indent=2, allow_nan=False, default=str) + "\n"
-    return _atomic(path, lambda f: f.write(text))
+    return atomic_write(path, lambda f: f.write(text))
 
 
 # ----------------------------------------------------------------------------- targets
@@ -273,7 +273,7 @@ def _figure(width: float = 6, height: float = 4):
 
 
 def _save_png(fig, path) -> Path:
-    return _atomic(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
 
 
 def _span(xs: Sequence[np.ndarray], t: _Target | None, d: int) -> tuple[float, float]:
@@ -386,13 +386,13 @@ def plot_moments(path, epochs, means, stds, target_mean=None, target_std=None, *
     return _save_png(fig, path)
 
 
-def plot_losses(path, epochs, d_loss, g_loss, *, title: str | None = None) -> Path:
+def plot_losses(path, epochs, d_loss, g_loss, *, title: str | None = None, xlabel: str = "epoch") -> Path:
     """Discriminator and generator losses over training; each (epochs,) or (members, epochs)."""
     fig = _figure()
     ax = fig.add_subplot()
     _curves(ax, epochs, d_loss, "C3", "D loss")
     _curves(ax, epochs, g_loss, "C0", "G loss")
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("loss")
     ax.set_title(title or "losses")
     ax.legend(loc="best", fontsize=8)
@@ -480,7 +480,7 @@ def write_animation(path, frames: Sequence[Mapping[str, Any]], target=None, *, f
     save = lambda f: images[0].save(  # noqa: E731
         f, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0
     )
-    return _atomic(path, save, binary=True)
+    return atomic_write(path, save, binary=True)
 
 
 # ----------------------------------------------------------------------------- run folder

@@ -104,6 +104,11 @@ def save_state(path, state: GanState, cfg: TrainConfig, extra: dict | None = Non
     """Write a checkpoint atomically (a crash mid-write never leaves a half-written file)."""
     payload = {"version": STATE_VERSION, "config": cfg.to_dict(),
                "state": {k: v.cpu() for k, v in state.tensors().items()}, "extra": extra or {}}
+    atomic_torch_save(path, payload)
+
+
+def atomic_torch_save(path, payload) -> None:
+    """torch.save through `path.tmp`, fsync and rename: readers never see a half-written file."""
     tmp = f"{path}.tmp"
     try:
         with open(tmp, "wb") as f:

@@ -6,6 +6,7 @@ YAML config and write a run folder, the way the seed projects print and plot the
     python -m ganfast.train --preset ring8 --population 8 --out runs
     python -m ganfast.train --config my.yaml --backend torch --epochs 2000
     python -m ganfast.train --resume runs/devnag-20260101-120000 --epochs 8000
+    python -m ganfast.train --preset digits-mlp       # image presets: ganfast.image_run
 
 A run folder `<out>/<name>-<YYYYmmdd-HHMMSS>` gets, in this order: config.yaml (the resolved
 config, written before training starts), checkpoint.pt (every 10 log intervals and at the
@@ -79,7 +80,8 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
-        description="Train a toy GAN from a preset or a YAML config and write a run folder "
+        description="Train a GAN (a toy distribution or an image data set) from a preset or a "
+                    "YAML config and write a run folder "
                     "(config.yaml, checkpoint.pt, metrics.csv, summary.json, plots, "
                     "training.gif, weights.pt).",
         epilog="Ctrl-C saves a checkpoint and exits with status 130; continue with --resume. "
@@ -99,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, metavar="S", help="seed (member k uses S + k)")
     p.add_argument("--population", type=int, metavar="P", help="train P GANs at once")
     p.add_argument("--dtype", metavar="{float32,float64}", help="parameter dtype")
+    p.add_argument("--data", metavar="DIR",
+                   help="folder of the image data set (mnist: IDX files, cifar10: python batches); "
+                        "sets data.root")
     p.add_argument("--out", metavar="DIR", help=f"parent of the run folder (default {DEFAULT_OUT})")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots and training.gif")
     p.add_argument("--threads", type=int, metavar="N", help="torch.set_num_threads(N)")
@@ -319,10 +324,20 @@ class _Run:
         self.rows, self.frames, self.elapsed = rows, frames, elapsed
         self.backend, self.device, self.source, self.args = backend, device, source, args
 
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
+
     def checkpoint(self):
         save_state(self.run_dir / "checkpoint.pt", self.state, self.cfg,
                    extra={"rows": self.rows, "frames": self.frames, "elapsed": self.elapsed,
                           "source": self.source})
+
+    def train(self) -> bool:
+        return _train(self)
+
+    def finish(self, interrupted: bool) -> dict:
+        return _finish(self, interrupted)
 
 
 class _CallSizer:
@@ -490,6 +505,12 @@ def _setup(args) -> _Run:
         ckpt = run_dir / "checkpoint.pt"
         if not run_dir.is_dir():
             raise CliError(f"--resume: no run folder {run_dir}")
+        from ganfast import image_run
+
+        if image_run.is_image_checkpoint(run_dir):
+            return image_run.setup_resume(args, run_dir, device)
+        if args.data is not None:
+            raise CliError("--data is for image runs; this run trains a toy distribution")
         if not ckpt.is_file():
             raise CliError(f"--resume: no checkpoint.pt in {run_dir} (nothing to resume)")
         try:
@@ -523,6 +544,15 @@ def _setup(args) -> _Run:
                      if getattr(args, k) is not None}
         if overrides:
             cfg = cfg.replace(overrides)
+        if args.data is not None:
+            if cfg.data.kind not in ("mnist", "cifar10"):
+                raise CliError(f"--data is for the mnist and cifar10 data sets; data.kind "
+                               f"{cfg.data.kind!r} needs no files")
+            cfg = cfg.replace({"data.root": args.data})
+        if cfg.is_image:
+            from ganfast import image_run
+
+            return image_run.setup_new(args, cfg, source, device)
         backend, why = _resolve_backend(args.backend, cfg, device)
         state = init_state(cfg, device=device)
         try:
@@ -560,20 +590,20 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_USAGE
 
-        interrupted = _train(run)
+        interrupted = run.train()
         if interrupted:
             try:
                 run.checkpoint()
-                print(f"Ctrl-C: checkpoint saved at epoch {run.state.epoch}; writing the report",
+                print(f"Ctrl-C: checkpoint saved at epoch {run.epoch}; writing the report",
                       flush=True)
-                _finish(run, interrupted=True)
+                run.finish(interrupted=True)
             except KeyboardInterrupt:
                 pass  # a second Ctrl-C: the checkpoint is what matters
-            print(f"interrupted at epoch {run.state.epoch}; resume with: {PROG} --resume "
+            print(f"interrupted at epoch {run.epoch}; resume with: {PROG} --resume "
                   f"{run.run_dir}", file=sys.stderr, flush=True)
             return EXIT_INTERRUPTED
         run.checkpoint()
-        _finish(run, interrupted=False)
+        run.finish(interrupted=False)
         return EXIT_OK
     finally:
         torch.set_num_threads(threads_before)

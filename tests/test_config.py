@@ -19,7 +19,9 @@ from ganfast.config import (
     preset_path,
 )
 
-PRESETS = ["devnag", "devnag-elu", "how-to-gan", "ring8", "vanilla"]
+TOY_PRESETS = ["devnag", "devnag-elu", "how-to-gan", "ring8", "vanilla"]
+IMAGE_PRESETS = ["cifar-conv", "dcgan", "digits-mlp", "mnist-mlp", "virtuo"]
+PRESETS = sorted(TOY_PRESETS + IMAGE_PRESETS)
 
 
 def bad(overrides: dict, match: str):
@@ -32,6 +34,9 @@ def bad(overrides: dict, match: str):
 
 def test_list_presets():
     assert list_presets() == PRESETS
+    assert list_presets("toy") == TOY_PRESETS and list_presets("image") == IMAGE_PRESETS
+    with pytest.raises(ValueError, match="kind must be 'toy', 'image' or None"):
+        list_presets("images")
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -194,7 +199,7 @@ def test_direct_construction_is_validated():
     ({"discriminator.output_activation": "softmax"}, r"^discriminator\.output_activation: unknown activation"),
     ({"dtype": "float16"}, r"^dtype: unknown dtype 'float16'; choose float32 or float64"),
     ({"loss.generator": "wasserstein"}, r"^loss\.generator: unknown generator loss 'wasserstein'; choose minimax or non_saturating"),
-    ({"data.kind": "uniform"}, r"^data\.kind: unknown data kind 'uniform'; choose mixture, normal or ring"),
+    ({"data.kind": "uniform"}, r"^data\.kind: unknown data kind 'uniform'; choose cifar10, digits, mixture, mnist, normal or ring"),
     ({"noise.kind": "gaussian"}, r"^noise\.kind: unknown noise kind"),
     ({"discriminator.input": "moment"}, r"^discriminator\.input: .*did you mean 'moments'"),
     # wrong types
@@ -322,3 +327,59 @@ def test_replace_revalidates():
         cfg.replace({"optimzer_d.lr": 1e-4})
     with pytest.raises(ConfigError, match=r"^epochs: is a value, not a section"):
         cfg.replace({"epochs.x": 1})
+
+
+# --- image configs ----------------------------------------------------------------------------
+
+def test_image_presets():
+    for name in TOY_PRESETS:
+        assert not load_preset(name).is_image
+    d = load_preset("digits-mlp")
+    assert d.is_image and d.data.image_shape == (1, 8, 8) and d.data.dim == 64
+    assert d.g_spec.widths == (32, 256, 256, 64) and d.d_spec.widths == (64, 256, 256, 1)
+    assert d.data.pixel_range == (-1.0, 1.0) and d.g_spec.output_activation == "tanh"
+    assert d.generator.is_fused_mlp and d.discriminator.is_fused_mlp
+    m = load_preset("mnist-mlp")
+    assert m.g_spec.widths == (100, 1200, 1200, 784) and m.d_spec.widths == (784, 240, 240, 1)
+    assert (m.d_spec.dropout, m.g_spec.output_activation, m.batch_size) == (0.3, "sigmoid", 256)
+    assert m.optimizer_d.lr == 2e-4 and m.noise.kind == "normal" and m.data.pixel_range == (0.0, 1.0)
+    v = load_preset("virtuo")
+    assert v.generator.batchnorm and not v.generator.is_fused_mlp and v.data.pixel_range == (-1.0, 1.0)
+    assert v.g_spec.widths == (784, 256, 512, 1024, 784) and v.d_spec.widths == (784, 512, 256, 1)
+    assert v.optimizer_g.betas == (0.5, 0.999) and v.optimizer_g.lr == 3e-4 and v.batch_size == 128
+    c = load_preset("dcgan")
+    assert (c.generator.arch, c.generator.init, c.data.image_shape) == ("dcgan", "dcgan", (3, 32, 32))
+    assert load_preset("cifar-conv").discriminator.arch == "cifar_conv"
+    with pytest.raises(ValueError, match="conv net"):
+        c.g_spec
+
+
+def test_image_data_round_trip(tmp_path):
+    cfg = load_preset("mnist-mlp").replace({"data.root": str(tmp_path), "data.limit": 300})
+    assert (cfg.data.root, cfg.data.limit) == (str(tmp_path), 300)
+    assert load_config(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))) == cfg
+    assert cfg.to_dict()["data"] == {"kind": "mnist", "root": str(tmp_path), "scale": "unit", "limit": 300}
+    assert cfg.to_dict()["generator"] == {**cfg.to_dict()["generator"], "batchnorm": False}
+    assert load_preset("dcgan").to_dict()["generator"] == {"arch": "dcgan", "init": "dcgan"}
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"data": {"kind": "digits", "root": "x"}}, r"data\.root: not used by data\.kind 'digits'"),
+    ({"data": {"kind": "mnist", "dim": 3}}, r"data\.dim: not used by data\.kind 'mnist'"),
+    ({"data": {"kind": "mnist", "scale": "bipolar"}}, r"data\.scale: unknown pixel scale 'bipolar'"),
+    ({"data": {"kind": "mnist", "limit": 0}}, r"data\.limit: must be >= 1"),
+    ({"data": {"kind": "mnsit"}}, r"data\.kind: unknown data kind 'mnsit'.*did you mean 'mnist'"),
+    ({"data": {"kind": "digits"}, "population": 2}, r"population: image data trains one GAN"),
+    ({"data": {"kind": "digits"}, "d_steps": 0, "g_steps": 1}, r"d_steps: image data needs at least one D step"),
+    ({"data": {"kind": "digits"}, "discriminator.input": "moments"}, r"discriminator\.input: 'moments' \(4 moments of a 1-D batch\) needs data\.dim == 1, got data\.dim 64"),
+    ({"generator.batchnorm": True}, r"generator\.batchnorm: only image data"),
+    ({"generator.batchnorm": "yes"}, r"generator\.batchnorm: expected true or false"),
+    ({"discriminator": {"arch": "dcgan"}}, r"discriminator\.arch: 'dcgan' is for image data"),
+    ({"data": {"kind": "digits"}, "generator": {"arch": "dcgan"}}, r"generator\.arch: 'dcgan' is built for 32x32"),
+    ({"data": {"kind": "cifar10"}, "generator": {"arch": "dcgan", "hidden": [3]}},
+     r"generator\.hidden: not used by generator\.kind 'dcgan'"),
+    ({"generator.arch": "resnet"}, r"generator\.arch: unknown architecture 'resnet'"),
+    ({"generator.init": "xavier"}, r"generator\.init: unknown init 'xavier'"),
+])
+def test_image_config_errors(overrides, match):
+    bad(overrides, match)

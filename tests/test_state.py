@@ -51,7 +51,7 @@ def cfg():
 
 # --- init_state -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", list_presets())
+@pytest.mark.parametrize("name", list_presets("toy"))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_init_state_shapes(name, dtype):
     cfg = load_preset(name).replace(population=3, seed=9, dtype=dtype)

@@ -114,7 +114,10 @@ def test_devnag_run_writes_the_run_folder(tmp_path, capsys):
     assert len([p for p in out.iterdir() if p.is_dir()]) == 2
 
 
-@pytest.mark.parametrize("preset", list_presets())
+TOY_PRESETS = list_presets("toy")  # the image presets: test_image_run.py
+
+
+@pytest.mark.parametrize("preset", TOY_PRESETS)
 def test_every_preset_runs_from_the_cli(tmp_path, capsys, preset):
     config = write_config(tmp_path / "c.yaml", preset, epochs=2, log_every=1, batch_size=16)
     out = tmp_path / "out"

@@ -1,0 +1,172 @@
+"""Training on image data sets (digits, MNIST, CIFAR-10): the seeds' image GANs.
+
+The updates are the toy trainer's (ganfast.reference_train.GanSteps: BCE losses, the D/G
+alternation, torch.optim SGD/Adam and StepLR); only the batches differ. An epoch is one pass
+over the data set in a shuffled order; an iteration is `d_steps` D updates, each on the next
+`batch_size` real images (a last partial batch is dropped, as BatchNorm needs whole batches),
+then `g_steps` G updates. LR schedules step once per epoch.
+
+Random numbers: noise comes from the Philox stream of `cfg.seed` (shared with the flat MLPs'
+dropout, as in the toy trainer); the order of epoch e is the argsort of Philox words of seed
+`cfg.seed + ORDER_SEED`, offset e * N, so it depends on the epoch alone. PyTorch layers
+(nn.Dropout in a conv net) draw from a private copy of torch's RNG state, saved with the
+checkpoint. So a resumed run ends bit-identical to one that was never interrupted (on the CPU).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ganfast import functional, nets
+from ganfast.config import TrainConfig
+from ganfast.datasets import ImageSet
+from ganfast.random import PhiloxStream, philox_words, words_for_normal, words_for_uniform
+from ganfast.reference_train import GanSteps, make_optimizer, make_scheduler, step_schedulers
+
+#: Columns of an image run's metrics, one row per logged iteration.
+METRIC_NAMES = ("d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
+ORDER_SEED = 3_000_017        # data order: Philox seed cfg.seed + this
+GRID_NOISE_SEED = 1_000_003   # the fixed noise batch of the sample grids: seed cfg.seed + this
+STATE_VERSION = 1
+
+_SEED_LIMIT = 2**63
+
+
+def prepare_images(data: ImageSet, cfg: TrainConfig, device=None) -> torch.Tensor:
+    """(N, C*H*W) rows scaled to the config's pixel range, in its dtype, on `device`."""
+    if data.kind != cfg.data.kind:
+        raise ValueError(f"the data set is {data.kind!r} but the config's data.kind is {cfg.data.kind!r}")
+    low, high = cfg.data.pixel_range
+    x = data.images.reshape(len(data), -1).to(device=device, dtype=cfg.torch_dtype)
+    return x * (high - low) + low if (low, high) != (0.0, 1.0) else x.contiguous()
+
+
+def noise_batch(cfg: TrainConfig, n: int, seed: int, offset: int, device=None) -> torch.Tensor:
+    """n noise vectors (n, noise.dim) from Philox (seed, offset)."""
+    z = cfg.noise
+    if z.kind == "uniform":
+        x = functional.uniform(n * z.dim, seed, offset, z.low, z.high, dtype=cfg.torch_dtype, device=device)
+    else:
+        x = functional.normal(n * z.dim, seed, offset, z.mean, z.std, dtype=cfg.torch_dtype, device=device)
+    return x.view(n, z.dim)
+
+
+def grid_noise(cfg: TrainConfig, n: int, device=None) -> torch.Tensor:
+    """The fixed noise batch every sample grid of a run is drawn from."""
+    return noise_batch(cfg, n, (cfg.seed + GRID_NOISE_SEED) % _SEED_LIMIT, 0, device)
+
+
+class ImageTrainer:
+    """G, D, their optimizers and the data set of one image GAN; `train_epoch` runs a pass."""
+
+    def __init__(self, cfg: TrainConfig, data: ImageSet, *, backend: str = "auto", device=None):
+        if not cfg.is_image:
+            raise ValueError(f"ImageTrainer needs an image config, got data.kind {cfg.data.kind!r}")
+        self.cfg, self.device = cfg, torch.device(device or "cpu")
+        self.x = prepare_images(data, cfg, self.device)
+        self.n_images = self.x.shape[0]
+        need = cfg.batch_size * cfg.d_steps
+        if self.n_images < need:
+            raise ValueError(f"the {data.kind} data set has {self.n_images} images, fewer than one "
+                             f"iteration takes (batch_size {cfg.batch_size} x d_steps {cfg.d_steps} = {need})")
+        self.iterations_per_epoch = self.n_images // need
+        self.stream = PhiloxStream(cfg.seed)
+        init = torch.Generator().manual_seed(cfg.seed)
+        kw = dict(backend=backend, stream=self.stream, dtype=cfg.torch_dtype, device=self.device, generator=init)
+        self.G = nets.build_net(cfg, "generator", **kw)
+        self.D = nets.build_net(cfg, "discriminator", **kw)
+        self.rng_state = init.get_state()  # continues where the init left off: nn.Dropout's draws
+        self.d_opt = make_optimizer(cfg.optimizer_d, self.D.parameters(), cfg.optimizer_d.lr)
+        self.g_opt = make_optimizer(cfg.optimizer_g, self.G.parameters(), cfg.optimizer_g.lr)
+        self.d_sched = make_scheduler(cfg.optimizer_d, self.d_opt)
+        self.g_sched = make_scheduler(cfg.optimizer_g, self.g_opt)
+        self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, cfg.loss.generator)
+        self.epoch = 0
+        self.iteration = 0
+
+    # --- batches -------------------------------------------------------------------------
+    def _order(self, epoch: int) -> torch.Tensor:
+        seed = (self.cfg.seed + ORDER_SEED) % _SEED_LIMIT
+        words = philox_words(seed, epoch * self.n_images, self.n_images)
+        return torch.argsort(words, stable=True).to(self.device)
+
+    def _noise(self) -> torch.Tensor:
+        n, z = self.cfg.batch_size, self.cfg.noise
+        words = words_for_uniform(n * z.dim) if z.kind == "uniform" else words_for_normal(n * z.dim)
+        return noise_batch(self.cfg, n, self.stream.seed, self.stream.take(words), self.device)
+
+    # --- training ------------------------------------------------------------------------
+    def train_epoch(self, on_iteration=None) -> list:
+        """One pass over the data set; returns a metrics row (dict) for every `log_every`-th
+        iteration and the epoch's last. `on_iteration(done, total)` is called after each."""
+        cfg, b = self.cfg, self.cfg.batch_size
+        order = self._order(self.epoch)
+        rows, pos = [], 0
+        self.G.train()
+        self.D.train()
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.rng_state)
+
+            def real():
+                nonlocal pos
+                idx = order[pos:pos + b]
+                pos += b
+                return self.x[idx]
+
+            for i in range(self.iterations_per_epoch):
+                for _ in range(cfg.d_steps):
+                    loss_real, loss_fake, d_real, _ = self.steps.d_step(real, self._noise)
+                g_loss = d_fake = None
+                for _ in range(cfg.g_steps):
+                    g_loss, _, d_fake = self.steps.g_step(self._noise)
+                self.iteration += 1
+                if self.iteration % cfg.log_every == 0 or i == self.iterations_per_epoch - 1:
+                    rows.append(self._row(loss_real, loss_fake, g_loss, d_real, d_fake))
+                if on_iteration is not None:
+                    on_iteration(i + 1, self.iterations_per_epoch)
+            self.rng_state = torch.get_rng_state()
+        step_schedulers((self.d_sched, self.d_opt), (self.g_sched, self.g_opt))
+        self.epoch += 1
+        return rows
+
+    def _row(self, loss_real, loss_fake, g_loss, d_real, d_fake) -> dict:
+        def num(t):
+            return math.nan if t is None else float(t.double().mean())
+        values = (loss_real, loss_fake, g_loss, d_real, d_fake)
+        return {"epoch": self.epoch + 1, "iteration": self.iteration,
+                **{k: num(v) for k, v in zip(METRIC_NAMES, values)}}
+
+    @torch.no_grad()
+    def generate(self, noise: torch.Tensor) -> torch.Tensor:
+        """G in eval mode on `noise`: images (n, C, H, W) with pixels mapped back to [0, 1]."""
+        was = self.G.training
+        self.G.eval()
+        try:
+            x = self.G(noise.to(self.device, self.cfg.torch_dtype))
+        finally:
+            self.G.train(was)
+        low, high = self.cfg.data.pixel_range
+        return ((x - low) / (high - low)).reshape(-1, *self.cfg.data.image_shape)
+
+    # --- checkpoints ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        sched = {k: s.state_dict() for k, s in (("d", self.d_sched), ("g", self.g_sched)) if s is not None}
+        return {"version": STATE_VERSION, "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+                "optimizer_d": self.d_opt.state_dict(), "optimizer_g": self.g_opt.state_dict(),
+                "schedulers": sched, "stream": [self.stream.seed, self.stream.offset],
+                "rng_state": self.rng_state.clone(), "epoch": self.epoch, "iteration": self.iteration}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"not an image-run checkpoint of version {STATE_VERSION}")
+        self.G.load_state_dict(state["generator"])
+        self.D.load_state_dict(state["discriminator"])
+        self.d_opt.load_state_dict(state["optimizer_d"])
+        self.g_opt.load_state_dict(state["optimizer_g"])
+        for key, sched in (("d", self.d_sched), ("g", self.g_sched)):
+            if sched is not None:
+                sched.load_state_dict(state["schedulers"][key])
+        self.stream.seed, self.stream.offset = (int(v) for v in state["stream"])
+        self.rng_state = state["rng_state"].clone()
+        self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
