@@ -162,6 +162,24 @@ def test_fused_matches_reference(case, dtype):
                          what=f"{name} (PyTorch float32 relative error {torch_error:.2e})")
 
 
+# The image presets' layer sizes: the register-blocked products and the transposed weight
+# gradient of wide layers (csrc/core/mlp.h), with batches that leave column tails (37, 70).
+WIDE = [
+    dict(widths=(32, 256, 256, 64), hidden=("leaky_relu", 0.2), output=("tanh", None), batch=64,
+         dropout=0.0, train=True, id="digits-G-N64"),
+    dict(widths=(64, 256, 256, 1), hidden=("leaky_relu", 0.2), output=("sigmoid", None), batch=37,
+         dropout=0.3, train=True, id="digits-D-N37-p0.3"),
+    dict(widths=(100, 240, 240, 7), hidden=("relu", None), output=("sigmoid", None), batch=70,
+         dropout=0.3, train=True, id="mnist-D-like-N70-p0.3"),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", WIDE, ids=[c["id"] for c in WIDE])
+def test_wide_nets_match_reference(case, dtype):
+    test_fused_matches_reference(case, dtype)
+
+
 def test_grid_covers_what_it_claims():
     assert {c["widths"] for c in GRID} == set(WIDTHS)
     assert {c["batch"] for c in GRID} == set(BATCHES)

@@ -7,24 +7,190 @@
 #include "activation.h"
 #include "mlp_desc.h"
 #include "philox.h"
+#include "vec.h"
 
 GF_BEGIN_NAMESPACE
+
+// c + a * b of the matrix products: one fused multiply-add in the AVX2+FMA build (twice the
+// multiply-add rate, one rounding instead of two), a * b + c in the baseline build. The two
+// builds agree to rounding, as their vectorised sums already do (docs/design.md).
+template <typename T>
+inline T madd(T a, T b, T c) {
+#if defined(GF_HAVE_FMA)
+  if constexpr (sizeof(T) == sizeof(float)) return __builtin_fmaf(a, b, c);
+  else return __builtin_fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// Y[m][n] = Y0[m][n] + sum_k A[m][k] B[k][n] for n in [n0, n1), with A[m][k] = A[m * rs + k * cs]
+// and Y0 = init[m] (0 if init is null), or Y's own values when `accumulate`. B and Y have
+// row length N. The sum runs over k in order, so every block size gives the same bits.
+// One row at a time: the edges of the blocked version below.
+template <typename T>
+inline void gemm_rows(const T* A, int64_t rs, int64_t cs, const T* init, bool accumulate, const T* B, int64_t K,
+                      int m0, int m1, int64_t N, int64_t n0, int64_t n1, T* Y) {
+  for (int m = m0; m < m1; ++m) {
+    T* ym = Y + m * N;
+    if (!accumulate) {
+      const T v = init != nullptr ? init[m] : T(0);
+      GF_SIMD for (int64_t n = n0; n < n1; ++n) ym[n] = v;
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      const T a = A[m * rs + k * cs];
+      const T* bk = B + k * N;
+      GF_SIMD for (int64_t n = n0; n < n1; ++n) ym[n] = madd(a, bk[n], ym[n]);
+    }
+  }
+}
+
+// The same product, register-blocked: 4 rows of Y by 2 vectors of columns stay in registers
+// while k runs, so each B[k][n] loaded feeds 4 multiply-adds (the one-row loop reloads and
+// stores Y for every k). This is what makes 256-wide layers fast; for the toy widths it
+// changes little. Without vector extensions (nvcc's host pass) it is the one-row loop.
+template <typename T>
+inline void gemm_blocked(const T* A, int64_t rs, int64_t cs, const T* init, bool accumulate, const T* B,
+                         int64_t K, int M, int64_t N, T* Y) {
+#if defined(GF_HAVE_VEC)
+  using V = vec_t<T>;
+  constexpr int64_t L = Vec<T>::kLanes;
+  const int64_t n_full = N - N % (2 * L);
+  for (int64_t n0 = 0; n0 < n_full; n0 += 2 * L) {
+    int m = 0;
+    for (; m + 4 <= M; m += 4) {
+      T* y0 = Y + (m + 0) * N + n0;
+      T* y1 = Y + (m + 1) * N + n0;
+      T* y2 = Y + (m + 2) * N + n0;
+      T* y3 = Y + (m + 3) * N + n0;
+      V c00, c01, c10, c11, c20, c21, c30, c31;
+      if (accumulate) {
+        c00 = vload(y0), c01 = vload(y0 + L), c10 = vload(y1), c11 = vload(y1 + L);
+        c20 = vload(y2), c21 = vload(y2 + L), c30 = vload(y3), c31 = vload(y3 + L);
+      } else {
+        c00 = c01 = vsplat(init != nullptr ? init[m + 0] : T(0));
+        c10 = c11 = vsplat(init != nullptr ? init[m + 1] : T(0));
+        c20 = c21 = vsplat(init != nullptr ? init[m + 2] : T(0));
+        c30 = c31 = vsplat(init != nullptr ? init[m + 3] : T(0));
+      }
+      const T* a0 = A + (m + 0) * rs;
+      const T* a1 = A + (m + 1) * rs;
+      const T* a2 = A + (m + 2) * rs;
+      const T* a3 = A + (m + 3) * rs;
+      for (int64_t k = 0; k < K; ++k) {
+        const T* bk = B + k * N + n0;
+        const V x0 = vload(bk), x1 = vload(bk + L);
+        const V w0 = vsplat(a0[k * cs]), w1 = vsplat(a1[k * cs]);
+        const V w2 = vsplat(a2[k * cs]), w3 = vsplat(a3[k * cs]);
+        c00 = vmadd(w0, x0, c00), c01 = vmadd(w0, x1, c01);
+        c10 = vmadd(w1, x0, c10), c11 = vmadd(w1, x1, c11);
+        c20 = vmadd(w2, x0, c20), c21 = vmadd(w2, x1, c21);
+        c30 = vmadd(w3, x0, c30), c31 = vmadd(w3, x1, c31);
+      }
+      vstore(y0, c00), vstore(y0 + L, c01), vstore(y1, c10), vstore(y1 + L, c11);
+      vstore(y2, c20), vstore(y2 + L, c21), vstore(y3, c30), vstore(y3 + L, c31);
+    }
+    gemm_rows(A, rs, cs, init, accumulate, B, K, m, M, N, n0, n0 + 2 * L, Y);
+  }
+  gemm_rows(A, rs, cs, init, accumulate, B, K, 0, M, N, n_full, N, Y);
+#else
+  gemm_rows(A, rs, cs, init, accumulate, B, K, 0, M, N, 0, N, Y);
+#endif
+}
 
 // y[o][n] = b[o] + sum_i W[o][i] h[i][n], then the activation, for one layer.
 template <typename T>
 inline void linear_act(const T* W, const T* b, const T* h, int in, int out, int64_t N, int act,
                        T param, T* y) {
+  gemm_blocked(W, in, 1, b, false, h, in, out, N, y);
+  for (int o = 0; o < out; ++o) activate_row(act, param, y + o * N, N);
+}
+
+// gW[o][i] += sum_n go[o][n] h[i][n] and gb[o] += sum_n go[o][n], as dot products over the
+// batch (the small layers' path). Blocks of 4 x 2 (o, i) pairs share their loads: 6 rows read
+// per step feed 8 sums, where one pair at a time reads 2 for 1.
+template <typename T>
+inline void weight_grad_dots(const T* go, const T* h, int in, int out, int64_t N, T* gW, T* gb) {
   for (int o = 0; o < out; ++o) {
-    T* yo = y + o * N;
-    const T bo = b[o];
-    GF_SIMD for (int64_t n = 0; n < N; ++n) yo[n] = bo;
-    for (int i = 0; i < in; ++i) {
-      const T w = W[o * in + i];
-      const T* hi = h + i * N;
-      GF_SIMD for (int64_t n = 0; n < N; ++n) yo[n] += w * hi[n];
-    }
-    activate_row(act, param, yo, N);
+    const T* g = go + o * N;
+    T sb = T(0);
+    GF_SIMD_SUM(sb) for (int64_t n = 0; n < N; ++n) sb += g[n];
+    gb[o] += sb;
   }
+  int o = 0;
+  for (; o + 4 <= out; o += 4) {
+    const T *g0 = go + (o + 0) * N, *g1 = go + (o + 1) * N, *g2 = go + (o + 2) * N, *g3 = go + (o + 3) * N;
+    int i = 0;
+    for (; i + 2 <= in; i += 2) {
+      const T *h0 = h + i * N, *h1 = h + (i + 1) * N;
+      T s00 = T(0), s01 = T(0), s10 = T(0), s11 = T(0), s20 = T(0), s21 = T(0), s30 = T(0), s31 = T(0);
+      GF_PRAGMA(omp simd reduction(+ : s00, s01, s10, s11, s20, s21, s30, s31))
+      for (int64_t n = 0; n < N; ++n) {
+        const T x0 = h0[n], x1 = h1[n];
+        s00 += g0[n] * x0;
+        s01 += g0[n] * x1;
+        s10 += g1[n] * x0;
+        s11 += g1[n] * x1;
+        s20 += g2[n] * x0;
+        s21 += g2[n] * x1;
+        s30 += g3[n] * x0;
+        s31 += g3[n] * x1;
+      }
+      gW[(o + 0) * in + i] += s00;
+      gW[(o + 0) * in + i + 1] += s01;
+      gW[(o + 1) * in + i] += s10;
+      gW[(o + 1) * in + i + 1] += s11;
+      gW[(o + 2) * in + i] += s20;
+      gW[(o + 2) * in + i + 1] += s21;
+      gW[(o + 3) * in + i] += s30;
+      gW[(o + 3) * in + i + 1] += s31;
+    }
+    for (; i < in; ++i) {
+      const T* hi = h + i * N;
+      T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
+      GF_PRAGMA(omp simd reduction(+ : s0, s1, s2, s3))
+      for (int64_t n = 0; n < N; ++n) {
+        s0 += g0[n] * hi[n];
+        s1 += g1[n] * hi[n];
+        s2 += g2[n] * hi[n];
+        s3 += g3[n] * hi[n];
+      }
+      gW[(o + 0) * in + i] += s0;
+      gW[(o + 1) * in + i] += s1;
+      gW[(o + 2) * in + i] += s2;
+      gW[(o + 3) * in + i] += s3;
+    }
+  }
+  for (; o < out; ++o) {
+    const T* g = go + o * N;
+    for (int i = 0; i < in; ++i) {
+      const T* hi = h + i * N;
+      T s = T(0);
+      GF_SIMD_SUM(s) for (int64_t n = 0; n < N; ++n) s += g[n] * hi[n];
+      gW[o * in + i] += s;
+    }
+  }
+}
+
+// The weight gradient of one layer. Wide layers transpose their input to hT (N x in), which
+// makes gW += go hT the same register-blocked product as the forward pass (one dot product per
+// weight spends as long summing its lanes as multiplying when N is small); hT needs in x N
+// scratch values. Narrow layers use the dot products directly.
+template <typename T>
+inline void weight_grad(const T* go, const T* h, int in, int out, int64_t N, T* gW, T* gb, T* hT) {
+  if (static_cast<int64_t>(in) * out < kWideLayer) {
+    weight_grad_dots(go, h, in, out, N, gW, gb);
+    return;
+  }
+  for (int o = 0; o < out; ++o) {
+    const T* g = go + o * N;
+    T sb = T(0);
+    GF_SIMD_SUM(sb) for (int64_t n = 0; n < N; ++n) sb += g[n];
+    gb[o] += sb;
+  }
+  for (int i = 0; i < in; ++i)
+    for (int64_t n = 0; n < N; ++n) hT[n * in + i] = h[i * N + n];
+  gemm_blocked(go, N, 1, static_cast<const T*>(nullptr), true, hT, N, out, in, gW);
 }
 
 // Dropout of hidden layer l (0-based layer index whose output is dropped, l < L-1):
@@ -77,6 +243,7 @@ void mlp_backward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool trai
   T* gz = scratch;               // gradient wrt the current layer's pre-activation
   T* gh = scratch + mw * N;      // gradient wrt the current layer's input
   T* h = scratch + 2 * mw * N;   // the current layer's input, re-made when dropout changed it
+  T* hT = scratch + 3 * mw * N;  // that input transposed, for wide layers' weight gradients
   const int L = d.num_layers;
   std::memcpy(gz, g_out, sizeof(T) * d.widths[L] * N);
   scale_by_activation_grad(d.acts[L - 1], T(d.act_params[L - 1]), saved + d.saved_row(L - 1) * N, gz,
@@ -90,31 +257,10 @@ void mlp_backward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool trai
       hin = h;
     }
     const T* W = P + d.weight_offset[l];
-    for (int o = 0; gP != nullptr && o < out; ++o) {
-      T* gW = gP + d.weight_offset[l];
-      T* gb = gP + d.bias_offset(l);
-      const T* go = gz + o * N;
-      T sb = T(0);
-      GF_SIMD_SUM(sb) for (int64_t n = 0; n < N; ++n) sb += go[n];
-      gb[o] += sb;
-      for (int i = 0; i < in; ++i) {
-        const T* hi = hin + i * N;
-        T s = T(0);
-        GF_SIMD_SUM(s) for (int64_t n = 0; n < N; ++n) s += go[n] * hi[n];
-        gW[o * in + i] += s;
-      }
-    }
+    if (gP != nullptr) weight_grad(gz, hin, in, out, N, gP + d.weight_offset[l], gP + d.bias_offset(l), hT);
     T* target = l > 0 ? gh : g_x;
     if (target == nullptr) break;
-    for (int i = 0; i < in; ++i) {
-      T* ti = target + i * N;
-      GF_SIMD for (int64_t n = 0; n < N; ++n) ti[n] = T(0);
-      for (int o = 0; o < out; ++o) {
-        const T w = W[o * in + i];
-        const T* go = gz + o * N;
-        GF_SIMD for (int64_t n = 0; n < N; ++n) ti[n] += w * go[n];
-      }
-    }
+    gemm_blocked(W, 1, in, static_cast<const T*>(nullptr), false, gz, out, in, N, target);  // target = W^T gz
     if (l == 0) break;
     // Back through the dropout on layer l-1's output, then through its activation.
     if (drop) {

@@ -20,6 +20,8 @@ constexpr int kNumActivations = 6;
 
 constexpr int kMaxWidth = 256;
 constexpr int kMaxLayers = 16;
+// Layers with at least this many weights take the transposed weight-gradient path (mlp.h).
+constexpr int64_t kWideLayer = 1024;
 
 struct MlpDesc {
   int num_layers = 0;
@@ -58,8 +60,8 @@ struct MlpDesc {
   // Philox words of one training-mode forward pass over N samples.
   int64_t dropout_words(int64_t N) const { return has_dropout() ? N * sum_hidden : 0; }
   // Scratch the forward/backward need: values (T) and words (uint32).
-  // forward uses the first max_width * N values, backward all three blocks.
-  int64_t scratch_values(int64_t N) const { return 3 * static_cast<int64_t>(max_width) * N; }
+  // forward uses the first max_width * N values, backward all four blocks (mlp.h).
+  int64_t scratch_values(int64_t N) const { return 4 * static_cast<int64_t>(max_width) * N; }
   int64_t scratch_words(int64_t N) const { return has_dropout() ? static_cast<int64_t>(max_width) * N : 0; }
 };
 
