@@ -1,4 +1,4 @@
-"""Fused ops vs the pure-PyTorch reference, on the seed projects' networks.
+"""Fused ops vs the pure-PyTorch reference, on the seed projects' networks and digits-mlp's.
 
     cd /work/main && python -m pytest bench -q        # ~30 s; ratio table at the end
 
@@ -25,6 +25,16 @@ NETS = {
     "vanilla_D": MLPSpec((1, 16, 16, 8, 1), activation="tanh", output_activation="sigmoid", dropout=0.5),
 }
 BATCHES = (500, 2048)
+#: digits-mlp's nets (ganfast/presets/digits-mlp.yaml) at its batch of 64: wide layers, where the
+#: time is in the matrix products rather than in per-call overhead.
+IMAGE_NETS = {
+    "digits_G": MLPSpec((32, 256, 256, 64), activation="leaky_relu", output_activation="tanh",
+                        activation_param=0.2),
+    "digits_D": MLPSpec((64, 256, 256, 1), activation="leaky_relu", output_activation="sigmoid",
+                        dropout=0.3, activation_param=0.2),
+}
+CASES = [(net, batch) for net in NETS for batch in BATCHES] + [(net, 64) for net in IMAGE_NETS]
+SPECS = {**NETS, **IMAGE_NETS}
 # pytest-benchmark names -> functional backend.
 BACKENDS = {"fused": "fused", "reference": "torch"}
 DTYPE = torch.float32
@@ -47,12 +57,11 @@ def _mlp_step(spec: MLPSpec, batch: int, backend: str):
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
-@pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("net", list(NETS))
+@pytest.mark.parametrize("net, batch", CASES)
 def bench_mlp_forward_backward(benchmark, request, net, batch, backend):
     if backend == "fused":
         request.getfixturevalue("require_fused")
-    spec = NETS[net]
+    spec = SPECS[net]
     step = _mlp_step(spec, batch, BACKENDS[backend])
     for _ in range(3):  # warm-up: allocator, dispatcher caches
         step()
@@ -61,12 +70,11 @@ def bench_mlp_forward_backward(benchmark, request, net, batch, backend):
     benchmark(step)
 
 
-@pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("net", list(NETS))
+@pytest.mark.parametrize("net, batch", CASES)
 def bench_mlp_kernels_only(benchmark, require_fused, net, batch):
     """Diagnostic third row of each group: torch.ops.ganfast.mlp_forward + mlp_backward called
     directly (no autograd, no Python wrappers): what the fused path costs beyond its kernels."""
-    spec = NETS[net]
+    spec = SPECS[net]
     gen = torch.Generator().manual_seed(0)
     params = init_params(spec, dtype=DTYPE, generator=gen)
     x = torch.rand(batch, spec.in_features, generator=gen, dtype=DTYPE)
@@ -91,12 +99,11 @@ def test_fused_matches_reference():
 
     if not ganfast.extension_available():
         pytest.skip("ganfast extension unavailable")
-    for net, spec in NETS.items():
-        for batch in BATCHES:
-            fused = _mlp_step(spec, batch, "fused")()
-            ref = _mlp_step(spec, batch, "torch")()
-            for name, a, b in zip(("grad x", "grad params"), fused, ref):
-                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=f"{net} N={batch} {name}")
+    for net, batch in CASES:
+        fused = _mlp_step(SPECS[net], batch, "fused")()
+        ref = _mlp_step(SPECS[net], batch, "torch")()
+        for name, a, b in zip(("grad x", "grad params"), fused, ref):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=f"{net} N={batch} {name}")
 
 
 RANDOM = {
