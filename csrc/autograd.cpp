@@ -2,6 +2,8 @@
 // through Python (torch.library.register_autograd costs ~100 us per call, more than the whole
 // fused kernel for the toy networks). Device-agnostic: both ops are called through the
 // dispatcher, which picks the CPU or CUDA implementation.
+#include <array>
+
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -17,7 +19,8 @@ using ForwardSig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const a
                                                       int64_t);
 using BackwardSig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                                        const at::Tensor&, at::IntArrayRef, at::IntArrayRef,
-                                                       at::ArrayRef<double>, double, int64_t, int64_t);
+                                                       at::ArrayRef<double>, double, int64_t, int64_t,
+                                                       std::array<bool, 2>);
 
 const c10::TypedOperatorHandle<ForwardSig>& forward_op() {
   static const auto op =
@@ -61,10 +64,13 @@ class MlpFunction : public torch::autograd::Function<MlpFunction> {
     const int64_t n_widths = ints[2];
     const at::IntArrayRef widths(ints.data() + 3, n_widths);
     const at::IntArrayRef acts(ints.data() + 3 + n_widths, n_widths - 1);
+    // Only what autograd asks for: e.g. no weight gradient for a D whose parameters are frozen
+    // during G's step, no input gradient for a batch of real data.
+    const std::array<bool, 2> mask = {ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
     auto [grad_x, grad_params] = backward_op().call(grads[0].contiguous(), saved[0], saved[1], saved[2], widths,
-                                                    acts, floats, dropout, ints[0], ints[1]);
-    if (ctx->needs_input_grad(0)) result[0] = grad_x;
-    if (ctx->needs_input_grad(1)) result[1] = grad_params;
+                                                    acts, floats, dropout, ints[0], ints[1], mask);
+    if (mask[0]) result[0] = grad_x;
+    if (mask[1]) result[1] = grad_params;
     return result;
   }
 };

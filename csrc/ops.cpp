@@ -33,7 +33,11 @@ TORCH_LIBRARY(ganfast, m) {
       "float dropout, int seed, int offset) -> (Tensor out, Tensor saved)");
   m.def(
       "mlp_backward(Tensor grad_out, Tensor x, Tensor params, Tensor saved, int[] widths, int[] acts, "
-      "float[] act_params, float dropout, int seed, int offset) -> (Tensor grad_x, Tensor grad_params)");
+      "float[] act_params, float dropout, int seed, int offset, bool[2] output_mask=[True, True]) "
+      "-> (Tensor grad_x, Tensor grad_params)");
+  // output_mask: which of (grad_x, grad_params) to compute; an output left out is an empty (0,)
+  // tensor. Autograd passes needs_input_grad: D's weight gradient in G's step, or the gradient
+  // of a batch of real images, is work nobody reads.
   // The whole toy-GAN loop for a population of P GANs, num_epochs epochs, in place on the
   // state tensors; returns the (P, 5) metrics of the last epoch (docs/design.md, "Engine").
   m.def(

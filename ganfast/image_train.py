@@ -1,7 +1,8 @@
 """Training on image data sets (digits, MNIST, CIFAR-10): the seeds' image GANs.
 
 The updates are the toy trainer's (ganfast.reference_train.GanSteps: BCE losses, the D/G
-alternation, torch.optim SGD/Adam and StepLR); only the batches differ. An epoch is one pass
+alternation, torch.optim SGD/Adam and StepLR; here torch's fused optimizer kernels); only the
+batches differ. An epoch is one pass
 over the data set in a shuffled order; an iteration is `d_steps` D updates, each on the next
 `batch_size` real images (a last partial batch is dropped, as BatchNorm needs whole batches),
 then `g_steps` G updates. LR schedules step once per epoch.
@@ -77,8 +78,8 @@ class ImageTrainer:
         self.G = nets.build_net(cfg, "generator", **kw)
         self.D = nets.build_net(cfg, "discriminator", **kw)
         self.rng_state = init.get_state()  # continues where the init left off: nn.Dropout's draws
-        self.d_opt = make_optimizer(cfg.optimizer_d, self.D.parameters(), cfg.optimizer_d.lr)
-        self.g_opt = make_optimizer(cfg.optimizer_g, self.G.parameters(), cfg.optimizer_g.lr)
+        self.d_opt = make_optimizer(cfg.optimizer_d, self.D.parameters(), cfg.optimizer_d.lr, fused=True)
+        self.g_opt = make_optimizer(cfg.optimizer_g, self.G.parameters(), cfg.optimizer_g.lr, fused=True)
         self.d_sched = make_scheduler(cfg.optimizer_d, self.d_opt)
         self.g_sched = make_scheduler(cfg.optimizer_g, self.g_opt)
         self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, cfg.loss.generator)

@@ -31,8 +31,10 @@ def _(x, params, widths, acts, act_params, dropout, seed, offset):
 
 
 @torch.library.register_fake("ganfast::mlp_backward")
-def _(grad_out, x, params, saved, widths, acts, act_params, dropout, seed, offset):
-    return torch.empty_like(x), torch.empty_like(params)
+def _(grad_out, x, params, saved, widths, acts, act_params, dropout, seed, offset, output_mask=(True, True)):
+    want_x, want_params = output_mask
+    return (torch.empty_like(x) if want_x else x.new_empty((0,)),
+            torch.empty_like(params) if want_params else params.new_empty((0,)))
 
 
 # Autograd for mlp_forward is registered in C++ (csrc/autograd.cpp): a Python backward would

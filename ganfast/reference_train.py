@@ -7,6 +7,7 @@ It draws every random number from the member's Philox stream in the order the en
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -111,10 +112,13 @@ class GanSteps:
         return d_real_error.detach(), d_fake_error.detach(), d_real.detach(), d_fake.detach()
 
     def g_step(self, noise) -> tuple:
-        """(G's loss, the fake batch, D(fake)), all detached."""
+        """(G's loss, the fake batch, D(fake)), all detached. D's parameters are frozen while D
+        judges the fakes: G's update needs the gradient through D, not D's own (which the seeds
+        compute and then zero), and a frozen D makes autograd skip it."""
         self.G.zero_grad()
         fake = self.G(noise())
-        d_fake = self.D(self.features(fake))
+        with _frozen(self.D):
+            d_fake = self.D(self.features(fake))
         if self.minimax:  # minimise log(1 - D(G(z)))
             g_error = -self.criterion(d_fake, torch.zeros_like(d_fake))
         else:  # non-saturating: maximise log D(G(z)), as every seed does
@@ -124,11 +128,27 @@ class GanSteps:
         return g_error.detach(), fake.detach(), d_fake.detach()
 
 
-def make_optimizer(o, params, lr):
-    """torch.optim optimizer of an OptimizerConfig."""
+@contextlib.contextmanager
+def _frozen(module: nn.Module):
+    """requires_grad off for the module's parameters that had it, for the forward passes inside."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def make_optimizer(o, params, lr, fused: bool = False):
+    """torch.optim optimizer of an OptimizerConfig. fused=True takes torch's single-kernel
+    implementation (same update, rounded differently; about 2x faster on a 100k-value
+    parameter): the image trainer's choice. The toy oracle keeps torch's default."""
+    kw = {"fused": True} if fused else {}
     if o.kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=o.momentum)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), eps=o.eps)
+        return torch.optim.SGD(params, lr=lr, momentum=o.momentum, **kw)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), eps=o.eps, **kw)
 
 
 def make_scheduler(o, opt, last_epoch: int = 0):

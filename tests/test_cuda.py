@@ -497,3 +497,19 @@ def test_engine_rejects_split_or_bad_state_on_cuda():
     bad.seeds[1] = -1
     with pytest.raises(RuntimeError, match="seeds must be >= 0"):
         train_fused(cfg, bad, 1)
+
+
+def test_mlp_backward_output_mask_on_cuda():
+    """output_mask on the CUDA op: left-out gradients are empty, the others equal the full call."""
+    spec = MLPSpec((6, 16, 1), "leaky_relu", "sigmoid", 0.3, 0.2)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(33, 6, generator=gen, dtype=torch.float64).to(CUDA)
+    p = reference.init_params(spec, dtype=torch.float64, generator=gen).to(CUDA)
+    args = (list(spec.widths), spec.layer_act_codes, spec.layer_act_params, 0.3, 9, 2)
+    out, saved = OPS.mlp_forward(x, p, *args)
+    g = torch.randn_like(out)
+    full = OPS.mlp_backward(g, x, p, saved, *args)
+    only_x = OPS.mlp_backward(g, x, p, saved, *args, [True, False])
+    only_p = OPS.mlp_backward(g, x, p, saved, *args, [False, True])
+    assert torch.equal(only_x[0], full[0]) and only_x[1].shape == (0,)
+    assert torch.equal(only_p[1], full[1]) and only_p[0].shape == (0,)

@@ -231,12 +231,50 @@ def test_opcheck_mlp_forward(requires_grad, dtype):
     torch.library.opcheck(OPS.mlp_forward.default, _op_args(spec, x, params))
 
 
-def test_opcheck_mlp_backward():
+@pytest.mark.parametrize("mask", [None, [True, True], [True, False], [False, True], [False, False]])
+def test_opcheck_mlp_backward(mask):
     spec = MLPSpec((3, 5, 2), "tanh", "identity", 0.25)
     x, params = torch.randn(6, 3, dtype=torch.float64), torch.randn(spec.num_params, dtype=torch.float64)
     args = _op_args(spec, x, params, 0.25, 4, 9)
     out, saved = OPS.mlp_forward(*args)
-    torch.library.opcheck(OPS.mlp_backward.default, (torch.randn_like(out), x, params, saved, *args[2:]))
+    extra = () if mask is None else (mask,)
+    torch.library.opcheck(OPS.mlp_backward.default, (torch.randn_like(out), x, params, saved, *args[2:], *extra))
+
+
+@pytest.mark.parametrize("widths", [(3, 5, 2), (64, 256, 256, 1)])
+def test_mlp_backward_output_mask(widths):
+    """A gradient left out of output_mask is an empty tensor; the other equals the full call's
+    bitwise (skipping one does not change how the other is computed)."""
+    spec = MLPSpec(widths, "leaky_relu", "sigmoid", 0.3, 0.2)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(37, widths[0], generator=gen, dtype=torch.float64)
+    params = reference.init_params(spec, dtype=torch.float64, generator=gen)
+    args = _op_args(spec, x, params, 0.3, 5, 7)
+    out, saved = OPS.mlp_forward(*args)
+    g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    full_x, full_p = OPS.mlp_backward(g, x, params, saved, *args[2:])
+    only_x, no_p = OPS.mlp_backward(g, x, params, saved, *args[2:], [True, False])
+    no_x, only_p = OPS.mlp_backward(g, x, params, saved, *args[2:], [False, True])
+    assert torch.equal(only_x, full_x) and torch.equal(only_p, full_p)
+    assert no_p.shape == (0,) and no_x.shape == (0,)
+    none = OPS.mlp_backward(g, x, params, saved, *args[2:], [False, False])
+    assert [t.shape for t in none] == [(0,), (0,)]
+
+
+def test_gradients_when_only_one_input_needs_them():
+    """Frozen parameters or an input without requires_grad: autograd passes the backward op an
+    output mask (csrc/autograd.cpp), and the gradient that is asked for is still right."""
+    spec = MLPSpec((4, 8, 1), "tanh", "sigmoid")
+    x = torch.randn(5, 4, dtype=torch.float64)
+    p = torch.randn(spec.num_params, dtype=torch.float64)
+    for x_grad, p_grad in ((True, False), (False, True), (True, True)):
+        xi, pi = x.clone().requires_grad_(x_grad), p.clone().requires_grad_(p_grad)
+        out = ganfast.ops.mlp_forward(xi, pi, spec)
+        wanted = [t for t, flag in ((xi, x_grad), (pi, p_grad)) if flag]
+        grads = torch.autograd.grad(out.sum(), wanted)
+        ref = torch.autograd.grad(reference.mlp_forward(xi, pi, spec).sum(), wanted)
+        for a, b in zip(grads, ref):
+            assert_close_rel(a, b, 1e-12)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

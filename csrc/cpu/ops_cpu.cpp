@@ -1,5 +1,6 @@
 // CPU implementations of the ganfast ops: argument checks, layout changes at the boundary
 // (the core works feature-major), and the loops of csrc/core.
+#include <array>
 #include <vector>
 
 #include "../op_args.h"
@@ -86,12 +87,14 @@ std::tuple<at::Tensor, at::Tensor> mlp_backward_cpu(const at::Tensor& grad_out, 
                                                     const at::Tensor& params, const at::Tensor& saved,
                                                     at::IntArrayRef widths, at::IntArrayRef acts,
                                                     at::ArrayRef<double> act_params, double dropout,
-                                                    int64_t seed, int64_t offset) {
+                                                    int64_t seed, int64_t offset, std::array<bool, 2> output_mask) {
   const core::MlpDesc d = make_mlp_desc(widths, acts, act_params, dropout);
   const int64_t N = check_mlp_backward_inputs(d, grad_out, x, params, saved);
   check_seed_offset(seed, offset);
-  at::Tensor grad_x = at::empty_like(x);
-  at::Tensor grad_params = at::zeros_like(params);
+  const auto [want_x, want_params] = output_mask;
+  at::Tensor grad_x = want_x ? at::empty_like(x) : x.new_empty({0});
+  at::Tensor grad_params = want_params ? at::zeros_like(params) : params.new_empty({0});
+  if (!want_x && !want_params) return {grad_x, grad_params};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mlp_backward", [&] {
     const int64_t dL = d.widths[d.num_layers];
     // [x^T | grad_out^T | grad_x^T | scratch]
@@ -102,9 +105,10 @@ std::tuple<at::Tensor, at::Tensor> mlp_backward_cpu(const at::Tensor& grad_out, 
     transpose_into(x.data_ptr<scalar_t>(), N, d0, xt);
     transpose_into(grad_out.data_ptr<scalar_t>(), N, dL, gt);
     cpu::kernels<scalar_t>().mlp_backward(d, params.data_ptr<scalar_t>(), xt, N, true, seed, offset,
-                                          saved.data_ptr<scalar_t>(), gt, grad_params.data_ptr<scalar_t>(), gxt,
-                                          gxt + d0 * N, scratch_words(d.scratch_words(N)));
-    transpose_into(gxt, d0, N, grad_x.data_ptr<scalar_t>());
+                                          saved.data_ptr<scalar_t>(), gt,
+                                          want_params ? grad_params.data_ptr<scalar_t>() : nullptr,
+                                          want_x ? gxt : nullptr, gxt + d0 * N, scratch_words(d.scratch_words(N)));
+    if (want_x) transpose_into(gxt, d0, N, grad_x.data_ptr<scalar_t>());
   });
   return {grad_x, grad_params};
 }
