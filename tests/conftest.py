@@ -7,6 +7,9 @@ extension did not load; tests marked `gpu` are skipped when no CUDA device is th
 """
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -62,3 +65,26 @@ def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rel: float, t
         f"(relative error {worst / scale:.3e}); worst at index {index}: "
         f"actual {float(a.reshape(-1)[flat])!r}, expected {float(b.reshape(-1)[flat])!r}"
     )
+
+
+# --- run folders of the CLI tests ----------------------------------------------------------
+
+def run_dir_of(out) -> Path:
+    """The one run folder a CLI call created under `out`."""
+    dirs = [p for p in Path(out).iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def read_csv(path) -> list:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for the test (tiny ops crawl with two threads on 2 cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

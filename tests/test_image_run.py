@@ -2,7 +2,6 @@
 run folders, --data, backends, resume and Ctrl-C, on tiny data sets the tests write."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import ganfast
 import ganfast.train as train_cli
 from ganfast.config import load_config, load_preset
 from ganfast.image_train import ImageTrainer
+from conftest import read_csv, run_dir_of
 from test_datasets import write_mnist
 
 pytest.importorskip("sklearn")
@@ -23,12 +23,7 @@ FILES = ("config.yaml", "checkpoint.pt", "metrics.csv", "summary.json", "losses.
          "weights.pt")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def digits_config(path: Path, **overrides) -> Path:
@@ -40,15 +35,8 @@ def digits_config(path: Path, **overrides) -> Path:
     return path
 
 
-def run_dir_of(out: Path) -> Path:
-    dirs = [p for p in out.iterdir() if p.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
 def rows_of(run: Path) -> list:
-    with open(run / "metrics.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    return read_csv(run / "metrics.csv")
 
 
 def test_digits_run_writes_the_run_folder(tmp_path, capsys):

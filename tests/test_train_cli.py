@@ -6,7 +6,6 @@ bit-identical (resume, Ctrl-C) use the fused CPU engine and are skipped without 
 """
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import yaml
 
 import ganfast
 import ganfast.train as train_cli
-from conftest import requires_ext
+from conftest import read_csv, requires_ext, run_dir_of
 from ganfast.config import list_presets, load_config, load_preset
 from ganfast.engine import METRIC_NAMES, train_fused
 from ganfast.state import load_state
@@ -27,13 +26,7 @@ STATE_FIELDS = ("g_params", "d_params", "g_opt", "d_opt", "offsets", "epochs", "
 PLOTS = ("distribution.png", "moments.png", "losses.png", "training.gif")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread (the reference trainer's tiny ops crawl with two on 2 cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -43,17 +36,6 @@ def write_config(path: Path, preset: str = "devnag", **overrides) -> Path:
     cfg = load_preset(preset).replace({"batch_size": 64, **overrides})
     path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     return path
-
-
-def run_dir_of(out: Path) -> Path:
-    dirs = [p for p in out.iterdir() if p.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
-def read_csv(path: Path) -> list:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def checkpoint_state(run_dir: Path):
