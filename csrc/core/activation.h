@@ -28,12 +28,22 @@ GF_HD T sigmoid(T z) {
   return z >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 
+// ELU as max(z, 0) + param (exp(min(z, 0)) - 1): the same values (exp(0) - 1 is exactly 0),
+// but no select around the exp, which GCC would turn into control flow and leave the row loop
+// scalar (4-5x slower).
+template <typename T>
+GF_HD T elu(T z, T param) {
+  const T pos = z > T(0) ? z : T(0);
+  const T neg = z < T(0) ? z : T(0);
+  return pos + param * (exp_(neg) - T(1));
+}
+
 template <typename T>
 GF_HD T activate(int act, T z, T param) {
   switch (act) {
     case kRelu: return z > T(0) ? z : T(0);
     case kLeakyRelu: return z > T(0) ? z : param * z;
-    case kElu: return z > T(0) ? z : param * (exp_(z) - T(1));
+    case kElu: return elu(z, param);
     case kTanh: return tanh_(z);
     case kSigmoid: return sigmoid(z);
     default: return z;
@@ -60,7 +70,7 @@ inline void activate_row(int act, T param, T* z, int64_t n) {
     case kIdentity: return;
     case kRelu: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = z[i] > T(0) ? z[i] : T(0); return;
     case kLeakyRelu: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = z[i] > T(0) ? z[i] : param * z[i]; return;
-    case kElu: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = activate<T>(kElu, z[i], param); return;
+    case kElu: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = elu(z[i], param); return;
     case kTanh: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = tanh_(z[i]); return;
     case kSigmoid: GF_SIMD for (int64_t i = 0; i < n; ++i) z[i] = sigmoid(z[i]); return;
     default: return;

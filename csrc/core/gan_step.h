@@ -129,14 +129,18 @@ GF_HD T bce_grad(T p, T y, int64_t n) {
   return (p - y) / max_<T>((T(1) - p) * p, T(1e-12)) / T(n);
 }
 
-// Mean over n of -[y log p + (1 - y) log(1 - p)], logs clamped at -100. Writes dL/dp to g.
+// dL/dp of the mean BCE over n samples into g (a loop of its own, so it vectorises).
 template <typename T>
-inline double bce_loss_grad(const T* p, int64_t n, T y, T* g) {
+inline void bce_grad_row(const T* p, int64_t n, T y, T* g) {
+  GF_SIMD for (int64_t i = 0; i < n; ++i) g[i] = bce_grad(p[i], y, n);
+}
+
+// Mean over n of -[y log p + (1 - y) log(1 - p)], logs clamped at -100: only for the metrics,
+// so the engine evaluates it on the last step of a call alone (as the CUDA engine does).
+template <typename T>
+inline double bce_loss(const T* p, int64_t n, T y) {
   double loss = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    loss += bce_term(p[i], y);
-    g[i] = bce_grad(p[i], y, n);
-  }
+  for (int64_t i = 0; i < n; ++i) loss += bce_term(p[i], y);
   return loss / static_cast<double>(n);
 }
 
@@ -242,13 +246,19 @@ struct Sampler {
     if (g.noise.kind == kNoiseUniform) {
       philox_fill_words(seed, *offset, count, words.data());
       const Uniform<T> uni(g.noise.a, g.noise.b);
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t j = 0; j < D; ++j) out[j * N + n] = uni(words[n * D + j]);
+      if (D == 1) {  // the toy presets: contiguous, so the loop vectorises
+        GF_SIMD for (int64_t n = 0; n < N; ++n) out[n] = uni(words[n]);
+      } else {
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t j = 0; j < D; ++j) out[j * N + n] = uni(words[n * D + j]);
+      }
       *offset += count;
     } else {
       normal_pairs(seed, *offset, count, words.data(), z.data());
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t j = 0; j < D; ++j) out[j * N + n] = normal_value<T>(g.noise.a, g.noise.b, z[n * D + j]);
+      for (int64_t j = 0; j < D; ++j) {
+        const double* zj = z.data() + j;
+        GF_SIMD for (int64_t n = 0; n < N; ++n) out[j * N + n] = normal_value<T>(g.noise.a, g.noise.b, zj[n * D]);
+      }
       *offset += count + (count & 1);
     }
   }
@@ -265,6 +275,11 @@ struct Sampler {
     }
     normal_pairs(seed, *offset, count, words.data(), z.data());
     *offset += count + (count & 1);
+    if (d.modes == 1 && D == 1) {  // one normal in 1-D (devnag, vanilla): vectorises
+      const double mean = d.centers[0], sd = d.std[0];
+      GF_SIMD for (int64_t n = 0; n < N; ++n) out[n] = normal_value<T>(mean, sd, z[n]);
+      return;
+    }
     for (int64_t n = 0; n < N; ++n)
       for (int64_t j = 0; j < D; ++j)
         out[j * N + n] = normal_value<T>(d.centers[comp[n] * D + j], d.std[j], z[n * D + j]);
@@ -291,8 +306,12 @@ class MemberTrainer {
       const int64_t epoch = *s.epoch;
       const double lr_d = scheduled_lr(g_.opt_d, s.lr_d, epoch);
       const double lr_g = scheduled_lr(g_.opt_g, s.lr_g, epoch);
-      for (int64_t k = 0; k < g_.d_steps; ++k) d_step(s, lr_d, epoch * g_.d_steps + k, metrics);
-      for (int64_t k = 0; k < g_.g_steps; ++k) g_step(s, lr_g, epoch * g_.g_steps + k, metrics);
+      // The metrics are those of the call's last D and G steps: only those compute them.
+      const bool last_epoch = e + 1 == epochs;
+      for (int64_t k = 0; k < g_.d_steps; ++k)
+        d_step(s, lr_d, epoch * g_.d_steps + k, last_epoch && k + 1 == g_.d_steps ? metrics : nullptr);
+      for (int64_t k = 0; k < g_.g_steps; ++k)
+        g_step(s, lr_g, epoch * g_.g_steps + k, last_epoch && k + 1 == g_.g_steps ? metrics : nullptr);
       ++*s.epoch;
     }
   }
@@ -310,14 +329,16 @@ class MemberTrainer {
 
   const T* d_output() const { return d_saved_.data() + g_.d.saved_row(g_.d.num_layers - 1) * g_.d_batch(); }
 
-  // D forward + BCE against `label`; accumulates D's parameter gradient into grad_d_ (and the
-  // gradient wrt its input into g_feats when given). Returns the loss.
-  double d_pass(MemberState<T>& s, const T* feats, T label, T* grad_params, T* g_feats, bool g_loss_minimax) {
+  // D forward + BCE against `label`; accumulates D's parameter gradient into grad_params (and the
+  // gradient wrt its input into g_feats when given). Returns the loss when want_loss, else 0.
+  double d_pass(MemberState<T>& s, const T* feats, T label, T* grad_params, T* g_feats, bool g_loss_minimax,
+                bool want_loss) {
     const int64_t M = g_.d_batch();
     const uint64_t off = *s.offset;
     *s.offset += g_.d.dropout_words(M);
     mlp_forward(g_.d, s.d_params, feats, M, true, s.seed, off, d_saved_.data(), scratch_.data(), words_.data());
-    double loss = bce_loss_grad(d_output(), M, label, d_out_grad_.data());
+    bce_grad_row(d_output(), M, label, d_out_grad_.data());
+    double loss = want_loss ? bce_loss(d_output(), M, label) : 0.0;
     if (g_loss_minimax) {  // G minimises mean log(1 - D): minus the BCE against label 0
       loss = -loss;
       for (int64_t i = 0; i < M; ++i) d_out_grad_[i] = -d_out_grad_[i];
@@ -338,14 +359,17 @@ class MemberTrainer {
   }
   const T* g_output() const { return g_saved_.data() + g_.g.saved_row(g_.g.num_layers - 1) * g_.batch; }
 
+  // metrics: where this step's losses go, or null when nobody reads them.
   void d_step(MemberState<T>& s, double lr, int64_t step, double* metrics) {
+    const bool want = metrics != nullptr;
     std::fill(grad_d_.begin(), grad_d_.end(), T(0));
     sampler_.data(s.seed, s.offset, real_.data());
     features(real_.data(), feats_.data());
-    metrics[kLossDReal] = d_pass(s, feats_.data(), T(1), grad_d_.data(), nullptr, false);
+    const double real_loss = d_pass(s, feats_.data(), T(1), grad_d_.data(), nullptr, false, want);
     g_forward(s);
     features(g_output(), feats_.data());
-    metrics[kLossDFake] = d_pass(s, feats_.data(), T(0), grad_d_.data(), nullptr, false);
+    const double fake_loss = d_pass(s, feats_.data(), T(0), grad_d_.data(), nullptr, false, want);
+    if (want) metrics[kLossDReal] = real_loss, metrics[kLossDFake] = fake_loss;
     optimizer_step(g_.opt_d, lr, step, s.d_params, grad_d_.data(), s.d_opt, g_.d.num_params);
   }
 
@@ -354,7 +378,8 @@ class MemberTrainer {
     const T* fake = g_output();
     features(fake, feats_.data());
     const bool minimax = g_.g_loss == kGLossMinimax;
-    metrics[kLossG] = d_pass(s, feats_.data(), minimax ? T(0) : T(1), nullptr, g_feats_.data(), minimax);
+    const double g_loss = d_pass(s, feats_.data(), minimax ? T(0) : T(1), nullptr, g_feats_.data(), minimax,
+                                 metrics != nullptr);
     const int64_t count = g_.data.dim * g_.batch;
     if (g_.d_input == kDInputMoments) {
       moments_backward(fake, g_.batch, feats_.data(), g_feats_.data(), g_fake_.data());
@@ -365,6 +390,8 @@ class MemberTrainer {
     mlp_backward(g_.g, s.g_params, noise_.data(), g_.batch, true, s.seed, g_off, g_saved_.data(), g_fake_.data(),
                  grad_g_.data(), static_cast<T*>(nullptr), scratch_.data(), words_.data());
     optimizer_step(g_.opt_g, lr, step, s.g_params, grad_g_.data(), s.g_opt, g_.g.num_params);
+    if (metrics == nullptr) return;
+    metrics[kLossG] = g_loss;
     double sum = 0.0, sq = 0.0;
     for (int64_t i = 0; i < count; ++i) sum += fake[i];
     const double mean = sum / static_cast<double>(count);

@@ -193,19 +193,39 @@ inline void weight_grad(const T* go, const T* h, int in, int out, int64_t N, T* 
   gemm_blocked(go, N, 1, static_cast<const T*>(nullptr), true, hT, N, out, in, gW);
 }
 
+// src (N x w, sample-major) -> dst (w x N), in 16 x 16 tiles so both sides stay in cache.
+inline void transpose_words(const uint32_t* src, int64_t N, int w, uint32_t* dst) {
+  constexpr int kTile = 16;
+  for (int64_t n0 = 0; n0 < N; n0 += kTile) {
+    const int64_t n1 = n0 + kTile < N ? n0 + kTile : N;
+    for (int j0 = 0; j0 < w; j0 += kTile) {
+      const int j1 = j0 + kTile < w ? j0 + kTile : w;
+      for (int j = j0; j < j1; ++j)
+        for (int64_t n = n0; n < n1; ++n) dst[j * N + n] = src[n * w + j];
+    }
+  }
+}
+
 // Dropout of hidden layer l (0-based layer index whose output is dropped, l < L-1):
 // out[j][n] = a[j][n] * keep / (1 - p), keep from word offset + N * (d_1..d_l) + n * d_{l+1} + j.
+// The words are drawn sample-major (that order is the contract with the reference) and then
+// transposed to unit-major, words[j * N + n], where the backward pass finds them: applying
+// them in the stream's order would read with a stride of d_{l+1} words (about 6x slower).
+// words: scratch_words(N) = 2 * max_width * N (the transposed block, then the drawn one).
 template <typename T>
 inline void apply_dropout(const MlpDesc& d, int l, const T* a, int64_t N, uint64_t seed,
                           uint64_t offset, uint32_t* words, T* out) {
   const int w = d.widths[l + 1];
-  philox_fill_words(seed, offset + static_cast<uint64_t>(N * d.saved_row(l)), N * w, words);
+  uint32_t* drawn = words + static_cast<int64_t>(d.max_width) * N;
+  philox_fill_words(seed, offset + static_cast<uint64_t>(N * d.saved_row(l)), N * w, drawn);
+  transpose_words(drawn, N, w, words);
   const uint32_t thr = dropout_threshold(d.dropout);
   const T scale = static_cast<T>(1.0 / (1.0 - d.dropout));  // in double, then rounded, as the reference
   for (int j = 0; j < w; ++j) {
     const T* aj = a + j * N;
+    const uint32_t* wj = words + j * N;
     T* oj = out + j * N;
-    for (int64_t n = 0; n < N; ++n) oj[n] = dropout_keep(words[n * w + j], thr) ? aj[n] * scale : T(0);
+    GF_SIMD for (int64_t n = 0; n < N; ++n) oj[n] = dropout_keep(wj[n], thr) ? aj[n] * scale : T(0);
   }
 }
 
@@ -266,9 +286,7 @@ void mlp_backward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool trai
     if (drop) {
       const uint32_t thr = dropout_threshold(d.dropout);
       const T scale = static_cast<T>(1.0 / (1.0 - d.dropout));  // in double, then rounded, as the reference
-      for (int j = 0; j < in; ++j)
-        for (int64_t n = 0; n < N; ++n)
-          gh[j * N + n] = dropout_keep(words[n * in + j], thr) ? gh[j * N + n] * scale : T(0);
+      GF_SIMD for (int64_t i = 0; i < in * N; ++i) gh[i] = dropout_keep(words[i], thr) ? gh[i] * scale : T(0);
     }
     scale_by_activation_grad(d.acts[l - 1], T(d.act_params[l - 1]), a_in, gh, in * N);
     T* t = gz;

@@ -62,7 +62,7 @@ struct MlpDesc {
   // Scratch the forward/backward need: values (T) and words (uint32).
   // forward uses the first max_width * N values, backward all four blocks (mlp.h).
   int64_t scratch_values(int64_t N) const { return 4 * static_cast<int64_t>(max_width) * N; }
-  int64_t scratch_words(int64_t N) const { return has_dropout() ? static_cast<int64_t>(max_width) * N : 0; }
+  int64_t scratch_words(int64_t N) const { return has_dropout() ? 2 * static_cast<int64_t>(max_width) * N : 0; }
 };
 
 }  // namespace core
