@@ -299,7 +299,9 @@ class MemberTrainer {
         g_fake_(desc.data.dim * desc.batch), d_out_grad_(desc.batch),
         grad_g_(desc.g.num_params), grad_d_(desc.d.num_params),
         scratch_(std::max(desc.g.scratch_values(desc.batch), desc.d.scratch_values(desc.batch))),
-        words_(std::max<int64_t>({desc.g.scratch_words(desc.batch), desc.d.scratch_words(desc.batch), 1})) {}
+        words_(std::max<int64_t>({desc.g.scratch_words(desc.batch), desc.d.scratch_words(desc.batch), 1})),
+        g_masks_(desc.g.dropout_words(desc.batch)),
+        d_masks_(desc.d.dropout_words(desc.d_batch())) {}
 
   void train(MemberState<T>& s, int64_t epochs, double* metrics) {
     for (int64_t e = 0; e < epochs; ++e) {
@@ -336,7 +338,8 @@ class MemberTrainer {
     const int64_t M = g_.d_batch();
     const uint64_t off = *s.offset;
     *s.offset += g_.d.dropout_words(M);
-    mlp_forward(g_.d, s.d_params, feats, M, true, s.seed, off, d_saved_.data(), scratch_.data(), words_.data());
+    mlp_forward(g_.d, s.d_params, feats, M, true, s.seed, off, d_saved_.data(), scratch_.data(), words_.data(),
+                d_masks_.data());
     bce_grad_row(d_output(), M, label, d_out_grad_.data());
     double loss = want_loss ? bce_loss(d_output(), M, label) : 0.0;
     if (g_loss_minimax) {  // G minimises mean log(1 - D): minus the BCE against label 0
@@ -344,7 +347,7 @@ class MemberTrainer {
       for (int64_t i = 0; i < M; ++i) d_out_grad_[i] = -d_out_grad_[i];
     }
     mlp_backward(g_.d, s.d_params, feats, M, true, s.seed, off, d_saved_.data(), d_out_grad_.data(),
-                 grad_params, g_feats, scratch_.data(), words_.data());
+                 grad_params, g_feats, scratch_.data(), words_.data(), d_masks_.data());
     return loss;
   }
 
@@ -354,7 +357,7 @@ class MemberTrainer {
     const uint64_t off = *s.offset;
     *s.offset += g_.g.dropout_words(g_.batch);
     mlp_forward(g_.g, s.g_params, noise_.data(), g_.batch, true, s.seed, off, g_saved_.data(), scratch_.data(),
-                words_.data());
+                words_.data(), g_masks_.data());
     return off;
   }
   const T* g_output() const { return g_saved_.data() + g_.g.saved_row(g_.g.num_layers - 1) * g_.batch; }
@@ -388,7 +391,7 @@ class MemberTrainer {
     }
     std::fill(grad_g_.begin(), grad_g_.end(), T(0));
     mlp_backward(g_.g, s.g_params, noise_.data(), g_.batch, true, s.seed, g_off, g_saved_.data(), g_fake_.data(),
-                 grad_g_.data(), static_cast<T*>(nullptr), scratch_.data(), words_.data());
+                 grad_g_.data(), static_cast<T*>(nullptr), scratch_.data(), words_.data(), g_masks_.data());
     optimizer_step(g_.opt_g, lr, step, s.g_params, grad_g_.data(), s.g_opt, g_.g.num_params);
     if (metrics == nullptr) return;
     metrics[kLossG] = g_loss;
@@ -405,6 +408,9 @@ class MemberTrainer {
   std::vector<T> real_, noise_, g_saved_, d_saved_, feats_, g_feats_, g_fake_, d_out_grad_, grad_g_, grad_d_,
       scratch_;
   std::vector<uint32_t> words_;
+  // Each net's dropout masks from its last forward pass, for the backward pass that follows
+  // (drawn once instead of twice; null data() when the net has no dropout).
+  std::vector<uint32_t> g_masks_, d_masks_;
 };
 
 GF_END_NAMESPACE

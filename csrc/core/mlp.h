@@ -206,35 +206,41 @@ inline void transpose_words(const uint32_t* src, int64_t N, int w, uint32_t* dst
   }
 }
 
-// Dropout of hidden layer l (0-based layer index whose output is dropped, l < L-1):
-// out[j][n] = a[j][n] * keep / (1 - p), keep from word offset + N * (d_1..d_l) + n * d_{l+1} + j.
-// The words are drawn sample-major (that order is the contract with the reference) and then
-// transposed to unit-major, words[j * N + n], where the backward pass finds them: applying
-// them in the stream's order would read with a stride of d_{l+1} words (about 6x slower).
-// words: scratch_words(N) = 2 * max_width * N (the transposed block, then the drawn one).
-template <typename T>
-inline void apply_dropout(const MlpDesc& d, int l, const T* a, int64_t N, uint64_t seed,
-                          uint64_t offset, uint32_t* words, T* out) {
+// The mask words of hidden layer l (0-based layer index whose output is dropped, l < L-1):
+// unit j of sample n keeps its value when word offset + N * (d_1..d_l) + n * d_{l+1} + j says
+// so. The words are drawn sample-major (that order is the contract with the reference) into
+// `drawn` and transposed to unit-major, mask[j * N + n]: applying them in the stream's order
+// would read with a stride of d_{l+1} words (about 6x slower).
+inline void draw_dropout_mask(const MlpDesc& d, int l, int64_t N, uint64_t seed, uint64_t offset, uint32_t* drawn,
+                              uint32_t* mask) {
   const int w = d.widths[l + 1];
-  uint32_t* drawn = words + static_cast<int64_t>(d.max_width) * N;
   philox_fill_words(seed, offset + static_cast<uint64_t>(N * d.saved_row(l)), N * w, drawn);
-  transpose_words(drawn, N, w, words);
-  const uint32_t thr = dropout_threshold(d.dropout);
-  const T scale = static_cast<T>(1.0 / (1.0 - d.dropout));  // in double, then rounded, as the reference
-  for (int j = 0; j < w; ++j) {
-    const T* aj = a + j * N;
-    const uint32_t* wj = words + j * N;
-    T* oj = out + j * N;
-    GF_SIMD for (int64_t n = 0; n < N; ++n) oj[n] = dropout_keep(wj[n], thr) ? aj[n] * scale : T(0);
-  }
+  transpose_words(drawn, N, w, mask);
+}
+
+// out[j][n] = a[j][n] * keep / (1 - p) for the w x N block of a unit-major mask.
+template <typename T>
+inline void apply_dropout_mask(double p, const uint32_t* mask, const T* a, int64_t count, T* out) {
+  const uint32_t thr = dropout_threshold(p);
+  const T scale = static_cast<T>(1.0 / (1.0 - p));  // in double, then rounded, as the reference
+  GF_SIMD for (int64_t i = 0; i < count; ++i) out[i] = dropout_keep(mask[i], thr) ? a[i] * scale : T(0);
+}
+
+// Where layer l's mask lives: in `masks` (the caller keeps every hidden layer's mask from the
+// forward pass for the backward pass: sum_hidden x N words, layer l at row saved_row(l)), or,
+// without it, in the first block of `words` (scratch_words(N): the mask block, then the drawn
+// one), drawn again by the backward pass.
+inline uint32_t* dropout_mask_slot(const MlpDesc& d, int l, int64_t N, uint32_t* words, uint32_t* masks) {
+  return masks != nullptr ? masks + d.saved_row(l) * N : words;
 }
 
 // Forward. x: (d0 x N). saved: (sum_out_widths x N), receives every layer's activation output
 // (pre-dropout); the network's output is its last d_L rows. scratch: scratch_values(N) values,
-// words: scratch_words(N). `train` enables dropout.
+// words: scratch_words(N). `train` enables dropout. masks: null, or dropout_words(N) words that
+// receive every hidden layer's mask for a backward pass given the same buffer.
 template <typename T>
 void mlp_forward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool train, uint64_t seed,
-                 uint64_t offset, T* saved, T* scratch, uint32_t* words) {
+                 uint64_t offset, T* saved, T* scratch, uint32_t* words, uint32_t* masks) {
   const bool drop = train && d.has_dropout();
   const T* h = x;
   T* y = saved;
@@ -243,7 +249,9 @@ void mlp_forward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool train
     linear_act(P + d.weight_offset[l], P + d.bias_offset(l), h, in, out, N, d.acts[l],
                T(d.act_params[l]), y);
     if (drop && l + 1 < d.num_layers) {
-      apply_dropout(d, l, y, N, seed, offset, words, scratch);
+      uint32_t* mask = dropout_mask_slot(d, l, N, words, masks);
+      draw_dropout_mask(d, l, N, seed, offset, words + static_cast<int64_t>(d.max_width) * N, mask);
+      apply_dropout_mask(d.dropout, mask, y, out * N, scratch);
       h = scratch;
     } else {
       h = y;
@@ -253,11 +261,13 @@ void mlp_forward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool train
 }
 
 // Backward. g_out: (d_L x N). Accumulates (+=) the parameter gradient into gP unless it is null
-// (G's step needs D's input gradient only) and writes g_x (d0 x N) unless it is null. Same train/seed/offset as the forward pass that made `saved`.
+// (G's step needs D's input gradient only) and writes g_x (d0 x N) unless it is null. Same
+// train/seed/offset as the forward pass that made `saved`; masks: that pass's, or null to draw
+// them again.
 template <typename T>
 void mlp_backward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool train, uint64_t seed,
                   uint64_t offset, const T* saved, const T* g_out, T* gP, T* g_x, T* scratch,
-                  uint32_t* words) {
+                  uint32_t* words, const uint32_t* masks) {
   const bool drop = train && d.has_dropout();
   const int64_t mw = d.max_width;
   T* gz = scratch;               // gradient wrt the current layer's pre-activation
@@ -272,8 +282,15 @@ void mlp_backward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool trai
     const int in = d.widths[l], out = d.widths[l + 1];
     const T* a_in = l == 0 ? x : saved + d.saved_row(l - 1) * N;  // input before dropout
     const T* hin = a_in;
-    if (l > 0 && drop) {  // leaves this layer's mask words in `words` for the step below
-      apply_dropout(d, l - 1, a_in, N, seed, offset, words, h);
+    const uint32_t* mask = nullptr;  // layer l-1's, for the input and for the step below
+    if (l > 0 && drop) {
+      if (masks != nullptr) {
+        mask = masks + d.saved_row(l - 1) * N;
+      } else {
+        draw_dropout_mask(d, l - 1, N, seed, offset, words + static_cast<int64_t>(d.max_width) * N, words);
+        mask = words;
+      }
+      apply_dropout_mask(d.dropout, mask, a_in, in * N, h);
       hin = h;
     }
     const T* W = P + d.weight_offset[l];
@@ -283,16 +300,28 @@ void mlp_backward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool trai
     gemm_blocked(W, 1, in, static_cast<const T*>(nullptr), false, gz, out, in, N, target);  // target = W^T gz
     if (l == 0) break;
     // Back through the dropout on layer l-1's output, then through its activation.
-    if (drop) {
-      const uint32_t thr = dropout_threshold(d.dropout);
-      const T scale = static_cast<T>(1.0 / (1.0 - d.dropout));  // in double, then rounded, as the reference
-      GF_SIMD for (int64_t i = 0; i < in * N; ++i) gh[i] = dropout_keep(words[i], thr) ? gh[i] * scale : T(0);
-    }
+    if (drop) apply_dropout_mask(d.dropout, mask, gh, in * N, gh);
     scale_by_activation_grad(d.acts[l - 1], T(d.act_params[l - 1]), a_in, gh, in * N);
     T* t = gz;
     gz = gh;
     gh = t;
   }
+}
+
+// Without kept masks: the backward pass draws them again (the ops: a forward and a backward call
+// share nothing but `saved`).
+template <typename T>
+void mlp_forward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool train, uint64_t seed,
+                 uint64_t offset, T* saved, T* scratch, uint32_t* words) {
+  mlp_forward(d, P, x, N, train, seed, offset, saved, scratch, words, static_cast<uint32_t*>(nullptr));
+}
+
+template <typename T>
+void mlp_backward(const MlpDesc& d, const T* P, const T* x, int64_t N, bool train, uint64_t seed,
+                  uint64_t offset, const T* saved, const T* g_out, T* gP, T* g_x, T* scratch,
+                  uint32_t* words) {
+  mlp_backward(d, P, x, N, train, seed, offset, saved, g_out, gP, g_x, scratch, words,
+               static_cast<const uint32_t*>(nullptr));
 }
 
 GF_END_NAMESPACE
