@@ -90,7 +90,22 @@ inline void gemm_blocked(const T* A, int64_t rs, int64_t cs, const T* init, bool
       vstore(y0, c00), vstore(y0 + L, c01), vstore(y1, c10), vstore(y1 + L, c11);
       vstore(y2, c20), vstore(y2 + L, c21), vstore(y3, c30), vstore(y3 + L, c31);
     }
-    gemm_rows(A, rs, cs, init, accumulate, B, K, m, M, N, n0, n0 + 2 * L, Y);
+    for (; m < M; ++m) {  // the last M % 4 rows, one at a time but still in registers
+      T* y0 = Y + m * N + n0;
+      V c0, c1;
+      if (accumulate) {
+        c0 = vload(y0), c1 = vload(y0 + L);
+      } else {
+        c0 = c1 = vsplat(init != nullptr ? init[m] : T(0));
+      }
+      const T* a0 = A + m * rs;
+      for (int64_t k = 0; k < K; ++k) {
+        const T* bk = B + k * N + n0;
+        const V w0 = vsplat(a0[k * cs]);
+        c0 = vmadd(w0, vload(bk), c0), c1 = vmadd(w0, vload(bk + L), c1);
+      }
+      vstore(y0, c0), vstore(y0 + L, c1);
+    }
   }
   gemm_rows(A, rs, cs, init, accumulate, B, K, 0, M, N, n_full, N, Y);
 #else
