@@ -13,7 +13,6 @@ import math
 import torch
 from torch import nn
 
-from ganfast import random as philox
 from ganfast.config import TrainConfig
 from ganfast.modules import Discriminator, Generator
 from ganfast.random import PhiloxStream
