@@ -30,7 +30,7 @@ GF_HD T sigmoid(T z) {
 
 // ELU as max(z, 0) + param (exp(min(z, 0)) - 1): the same values (exp(0) - 1 is exactly 0),
 // but no select around the exp, which GCC would turn into control flow and leave the row loop
-// scalar (4-5x slower).
+// scalar (2.2x slower: 14.7 vs 6.6 us for 5,000 floats on AVX2).
 template <typename T>
 GF_HD T elu(T z, T param) {
   const T pos = z > T(0) ? z : T(0);

@@ -8,12 +8,19 @@
 
 GF_BEGIN_NAMESPACE
 
-// Horner steps of the float approximations below: a fused multiply-add where the build has one
-// (the AVX2+FMA CPU kernels define GF_HAVE_FMA; nvcc fuses on its own), else a*b+c. These
-// functions approximate libm's to a few ulp either way; nothing compares them bitwise.
-GF_HD float fma_f(float a, float b, float c) {
+// c + a * b: one fused multiply-add where the build has one (the AVX2+FMA CPU kernels define
+// GF_HAVE_FMA: twice the multiply-add rate and one rounding instead of two), else a * b + c
+// (the baseline CPU build, and device code, which is compiled with --fmad=false). The Horner
+// steps of the float approximations below and the CPU matrix products (mlp.h) use it; the
+// two CPU builds therefore agree to rounding, not bitwise (docs/design.md).
+template <typename T>
+GF_HD T madd(T a, T b, T c) {
 #if defined(GF_HAVE_FMA) && !defined(__CUDA_ARCH__)
-  return __builtin_fmaf(a, b, c);
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return __builtin_fmaf(a, b, c);
+  } else {
+    return __builtin_fma(a, b, c);
+  }
 #else
   return a * b + c;
 #endif
@@ -86,12 +93,12 @@ GF_HD float exp_f(float x) {
   r = r - n * -2.12194440e-4f;
   const float r2 = r * r;
   float y = 1.9875691500E-4f;
-  y = fma_f(y, r, 1.3981999507E-3f);
-  y = fma_f(y, r, 8.3334519073E-3f);
-  y = fma_f(y, r, 4.1665795894E-2f);
-  y = fma_f(y, r, 1.6666665459E-1f);
-  y = fma_f(y, r, 5.0000001201E-1f);
-  y = fma_f(y, r2, r) + 1.0f;
+  y = madd(y, r, 1.3981999507E-3f);
+  y = madd(y, r, 8.3334519073E-3f);
+  y = madd(y, r, 4.1665795894E-2f);
+  y = madd(y, r, 1.6666665459E-1f);
+  y = madd(y, r, 5.0000001201E-1f);
+  y = madd(y, r2, r) + 1.0f;
   // 2^n, with n in [-126, 128]: split into two factors so that both are normal floats.
   const int ni = static_cast<int>(n);
   const int n1 = ni / 2, n2 = ni - n1;
@@ -109,16 +116,16 @@ GF_HD float tanh_f(float a) {
   float x = a > c ? c : a;  // plain selects (no && / nested control flow), so loops vectorise
   x = x < -c ? -c : x;
   const float x2 = x * x;
-  float p = fma_f(x2, -2.76076847742355e-16f, 2.00018790482477e-13f);
-  p = fma_f(x2, p, -8.60467152213735e-11f);
-  p = fma_f(x2, p, 5.12229709037114e-08f);
-  p = fma_f(x2, p, 1.48572235717979e-05f);
-  p = fma_f(x2, p, 6.37261928875436e-04f);
-  p = fma_f(x2, p, 4.89352455891786e-03f);
+  float p = madd(x2, -2.76076847742355e-16f, 2.00018790482477e-13f);
+  p = madd(x2, p, -8.60467152213735e-11f);
+  p = madd(x2, p, 5.12229709037114e-08f);
+  p = madd(x2, p, 1.48572235717979e-05f);
+  p = madd(x2, p, 6.37261928875436e-04f);
+  p = madd(x2, p, 4.89352455891786e-03f);
   p = x * p;
-  float q = fma_f(x2, 1.19825839466702e-06f, 1.18534705686654e-04f);
-  q = fma_f(x2, q, 2.26843463243900e-03f);
-  q = fma_f(x2, q, 4.89352518554385e-03f);
+  float q = madd(x2, 1.19825839466702e-06f, 1.18534705686654e-04f);
+  q = madd(x2, q, 2.26843463243900e-03f);
+  q = madd(x2, q, 4.89352518554385e-03f);
   const float t = p / q;
   return fabsf(a) < 0.0004f ? a : t;
 }

@@ -227,17 +227,21 @@ inline void normal_pairs(uint64_t seed, uint64_t offset, int64_t count, uint32_t
   GF_SIMD for (int64_t q = 0; q < nw / 2; ++q) box_muller(words[2 * q], words[2 * q + 1], &z[2 * q], &z[2 * q + 1]);
 }
 
+// The samplers draw their words and normals in the stream's (sample-major) order and transpose
+// them once to the kernels' unit-major blocks, so that every transform below is a contiguous,
+// vectorised loop (as the dropout masks in mlp.h).
 template <typename T>
 struct Sampler {
   const GanDesc& g;
-  std::vector<uint32_t> words;
-  std::vector<double> z;
+  std::vector<uint32_t> words;  // drawn words, then (uniform noise) their transpose
+  std::vector<double> z, zt;    // standard normals as drawn, and transposed
   std::vector<int> comp;
 
   explicit Sampler(const GanDesc& desc)
       : g(desc),
         words(2 * desc.batch * std::max(desc.noise.dim, desc.data.dim) + 2),
         z(desc.batch * std::max(desc.noise.dim, desc.data.dim) + 2),
+        zt(desc.batch * std::max(desc.noise.dim, desc.data.dim)),
         comp(desc.batch) {}
 
   // Noise for G, (noise.dim x N). Uniform: N*dim words; normal: N*dim rounded up to even.
@@ -245,20 +249,15 @@ struct Sampler {
     const int64_t N = g.batch, D = g.noise.dim, count = N * D;
     if (g.noise.kind == kNoiseUniform) {
       philox_fill_words(seed, *offset, count, words.data());
+      uint32_t* wt = words.data() + count;
+      transpose(words.data(), N, D, wt);
       const Uniform<T> uni(g.noise.a, g.noise.b);
-      if (D == 1) {  // the toy presets: contiguous, so the loop vectorises
-        GF_SIMD for (int64_t n = 0; n < N; ++n) out[n] = uni(words[n]);
-      } else {
-        for (int64_t n = 0; n < N; ++n)
-          for (int64_t j = 0; j < D; ++j) out[j * N + n] = uni(words[n * D + j]);
-      }
+      GF_SIMD for (int64_t i = 0; i < count; ++i) out[i] = uni(wt[i]);
       *offset += count;
     } else {
       normal_pairs(seed, *offset, count, words.data(), z.data());
-      for (int64_t j = 0; j < D; ++j) {
-        const double* zj = z.data() + j;
-        GF_SIMD for (int64_t n = 0; n < N; ++n) out[j * N + n] = normal_value<T>(g.noise.a, g.noise.b, zj[n * D]);
-      }
+      transpose(z.data(), N, D, zt.data());
+      GF_SIMD for (int64_t i = 0; i < count; ++i) out[i] = normal_value<T>(g.noise.a, g.noise.b, zt[i]);
       *offset += count + (count & 1);
     }
   }
@@ -275,14 +274,12 @@ struct Sampler {
     }
     normal_pairs(seed, *offset, count, words.data(), z.data());
     *offset += count + (count & 1);
-    if (d.modes == 1 && D == 1) {  // one normal in 1-D (devnag, vanilla): vectorises
-      const double mean = d.centers[0], sd = d.std[0];
-      GF_SIMD for (int64_t n = 0; n < N; ++n) out[n] = normal_value<T>(mean, sd, z[n]);
-      return;
+    transpose(z.data(), N, D, zt.data());
+    for (int64_t j = 0; j < D; ++j) {
+      const double sd = d.std[j];
+      const double* zj = zt.data() + j * N;
+      GF_SIMD for (int64_t n = 0; n < N; ++n) out[j * N + n] = normal_value<T>(d.centers[comp[n] * D + j], sd, zj[n]);
     }
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t j = 0; j < D; ++j)
-        out[j * N + n] = normal_value<T>(d.centers[comp[n] * D + j], d.std[j], z[n * D + j]);
   }
 };
 
@@ -372,7 +369,10 @@ class MemberTrainer {
     g_forward(s);
     features(g_output(), feats_.data());
     const double fake_loss = d_pass(s, feats_.data(), T(0), grad_d_.data(), nullptr, false, want);
-    if (want) metrics[kLossDReal] = real_loss, metrics[kLossDFake] = fake_loss;
+    if (want) {
+      metrics[kLossDReal] = real_loss;
+      metrics[kLossDFake] = fake_loss;
+    }
     optimizer_step(g_.opt_d, lr, step, s.d_params, grad_d_.data(), s.d_opt, g_.d.num_params);
   }
 

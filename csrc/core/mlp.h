@@ -7,22 +7,10 @@
 #include "activation.h"
 #include "mlp_desc.h"
 #include "philox.h"
+#include "transpose.h"
 #include "vec.h"
 
 GF_BEGIN_NAMESPACE
-
-// c + a * b of the matrix products: one fused multiply-add in the AVX2+FMA build (twice the
-// multiply-add rate, one rounding instead of two), a * b + c in the baseline build. The two
-// builds agree to rounding, as their vectorised sums already do (docs/design.md).
-template <typename T>
-inline T madd(T a, T b, T c) {
-#if defined(GF_HAVE_FMA)
-  if constexpr (sizeof(T) == sizeof(float)) return __builtin_fmaf(a, b, c);
-  else return __builtin_fma(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
 
 // Y[m][n] = Y0[m][n] + sum_k A[m][k] B[k][n] for n in [n0, n1), with A[m][k] = A[m * rs + k * cs]
 // and Y0 = init[m] (0 if init is null), or Y's own values when `accumulate`. B and Y have
@@ -45,67 +33,52 @@ inline void gemm_rows(const T* A, int64_t rs, int64_t cs, const T* init, bool ac
   }
 }
 
-// The same product, register-blocked: 4 rows of Y by 2 vectors of columns stay in registers
-// while k runs, so each B[k][n] loaded feeds 4 multiply-adds (the one-row loop reloads and
-// stores Y for every k). This is what makes 256-wide layers fast; for the toy widths it
-// changes little. Without vector extensions (nvcc's host pass) it is the one-row loop.
+#if defined(GF_HAVE_VEC)
+// R rows of Y by 2 vectors of columns (from n0), kept in registers while k runs: each B[k][n]
+// loaded feeds R multiply-adds, where the one-row loop reloads and stores Y for every k.
+template <int R, typename T>
+inline void gemm_block(const T* A, int64_t rs, int64_t cs, const T* init, bool accumulate, const T* B,
+                       int64_t K, int m, int64_t N, int64_t n0, T* Y) {
+  using V = vec_t<T>;
+  constexpr int64_t L = Vec<T>::kLanes;
+  V c[R][2];
+  for (int r = 0; r < R; ++r) {
+    T* y = Y + (m + r) * N + n0;
+    if (accumulate) {
+      c[r][0] = vload(y), c[r][1] = vload(y + L);
+    } else {
+      c[r][0] = c[r][1] = vsplat(init != nullptr ? init[m + r] : T(0));
+    }
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const T* bk = B + k * N + n0;
+    const V x0 = vload(bk), x1 = vload(bk + L);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const V w = vsplat(A[(m + r) * rs + k * cs]);
+      c[r][0] = vmadd(w, x0, c[r][0]), c[r][1] = vmadd(w, x1, c[r][1]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    T* y = Y + (m + r) * N + n0;
+    vstore(y, c[r][0]), vstore(y + L, c[r][1]);
+  }
+}
+#endif
+
+// The same product, register-blocked: blocks of 4 rows (then single rows) by 2 vectors of
+// columns; the last N % (2 vectors) columns take the one-row loop. This is what makes 256-wide
+// layers fast. Without vector extensions (nvcc's host pass) it is the one-row loop.
 template <typename T>
 inline void gemm_blocked(const T* A, int64_t rs, int64_t cs, const T* init, bool accumulate, const T* B,
                          int64_t K, int M, int64_t N, T* Y) {
 #if defined(GF_HAVE_VEC)
-  using V = vec_t<T>;
   constexpr int64_t L = Vec<T>::kLanes;
   const int64_t n_full = N - N % (2 * L);
   for (int64_t n0 = 0; n0 < n_full; n0 += 2 * L) {
     int m = 0;
-    for (; m + 4 <= M; m += 4) {
-      T* y0 = Y + (m + 0) * N + n0;
-      T* y1 = Y + (m + 1) * N + n0;
-      T* y2 = Y + (m + 2) * N + n0;
-      T* y3 = Y + (m + 3) * N + n0;
-      V c00, c01, c10, c11, c20, c21, c30, c31;
-      if (accumulate) {
-        c00 = vload(y0), c01 = vload(y0 + L), c10 = vload(y1), c11 = vload(y1 + L);
-        c20 = vload(y2), c21 = vload(y2 + L), c30 = vload(y3), c31 = vload(y3 + L);
-      } else {
-        c00 = c01 = vsplat(init != nullptr ? init[m + 0] : T(0));
-        c10 = c11 = vsplat(init != nullptr ? init[m + 1] : T(0));
-        c20 = c21 = vsplat(init != nullptr ? init[m + 2] : T(0));
-        c30 = c31 = vsplat(init != nullptr ? init[m + 3] : T(0));
-      }
-      const T* a0 = A + (m + 0) * rs;
-      const T* a1 = A + (m + 1) * rs;
-      const T* a2 = A + (m + 2) * rs;
-      const T* a3 = A + (m + 3) * rs;
-      for (int64_t k = 0; k < K; ++k) {
-        const T* bk = B + k * N + n0;
-        const V x0 = vload(bk), x1 = vload(bk + L);
-        const V w0 = vsplat(a0[k * cs]), w1 = vsplat(a1[k * cs]);
-        const V w2 = vsplat(a2[k * cs]), w3 = vsplat(a3[k * cs]);
-        c00 = vmadd(w0, x0, c00), c01 = vmadd(w0, x1, c01);
-        c10 = vmadd(w1, x0, c10), c11 = vmadd(w1, x1, c11);
-        c20 = vmadd(w2, x0, c20), c21 = vmadd(w2, x1, c21);
-        c30 = vmadd(w3, x0, c30), c31 = vmadd(w3, x1, c31);
-      }
-      vstore(y0, c00), vstore(y0 + L, c01), vstore(y1, c10), vstore(y1 + L, c11);
-      vstore(y2, c20), vstore(y2 + L, c21), vstore(y3, c30), vstore(y3 + L, c31);
-    }
-    for (; m < M; ++m) {  // the last M % 4 rows, one at a time but still in registers
-      T* y0 = Y + m * N + n0;
-      V c0, c1;
-      if (accumulate) {
-        c0 = vload(y0), c1 = vload(y0 + L);
-      } else {
-        c0 = c1 = vsplat(init != nullptr ? init[m] : T(0));
-      }
-      const T* a0 = A + m * rs;
-      for (int64_t k = 0; k < K; ++k) {
-        const T* bk = B + k * N + n0;
-        const V w0 = vsplat(a0[k * cs]);
-        c0 = vmadd(w0, vload(bk), c0), c1 = vmadd(w0, vload(bk + L), c1);
-      }
-      vstore(y0, c0), vstore(y0 + L, c1);
-    }
+    for (; m + 4 <= M; m += 4) gemm_block<4>(A, rs, cs, init, accumulate, B, K, m, N, n0, Y);
+    for (; m < M; ++m) gemm_block<1>(A, rs, cs, init, accumulate, B, K, m, N, n0, Y);
   }
   gemm_rows(A, rs, cs, init, accumulate, B, K, 0, M, N, n_full, N, Y);
 #else
@@ -121,17 +94,11 @@ inline void linear_act(const T* W, const T* b, const T* h, int in, int out, int6
   for (int o = 0; o < out; ++o) activate_row(act, param, y + o * N, N);
 }
 
-// gW[o][i] += sum_n go[o][n] h[i][n] and gb[o] += sum_n go[o][n], as dot products over the
-// batch (the small layers' path). Blocks of 4 x 2 (o, i) pairs share their loads: 6 rows read
-// per step feed 8 sums, where one pair at a time reads 2 for 1.
+// gW[o][i] += sum_n go[o][n] h[i][n] as dot products over the batch (the small layers' path).
+// Blocks of 4 x 2 (o, i) pairs share their loads: 6 rows read per step feed 8 sums, where one
+// pair at a time reads 2 for 1.
 template <typename T>
-inline void weight_grad_dots(const T* go, const T* h, int in, int out, int64_t N, T* gW, T* gb) {
-  for (int o = 0; o < out; ++o) {
-    const T* g = go + o * N;
-    T sb = T(0);
-    GF_SIMD_SUM(sb) for (int64_t n = 0; n < N; ++n) sb += g[n];
-    gb[o] += sb;
-  }
+inline void weight_grad_dots(const T* go, const T* h, int in, int out, int64_t N, T* gW) {
   int o = 0;
   for (; o + 4 <= out; o += 4) {
     const T *g0 = go + (o + 0) * N, *g1 = go + (o + 1) * N, *g2 = go + (o + 2) * N, *g3 = go + (o + 3) * N;
@@ -187,38 +154,27 @@ inline void weight_grad_dots(const T* go, const T* h, int in, int out, int64_t N
   }
 }
 
+// Layers with at least this many weights take the transposed weight-gradient path below.
+constexpr int64_t kWideLayer = 1024;
+
 // The weight gradient of one layer. Wide layers transpose their input to hT (N x in), which
 // makes gW += go hT the same register-blocked product as the forward pass (one dot product per
 // weight spends as long summing its lanes as multiplying when N is small); hT needs in x N
 // scratch values. Narrow layers use the dot products directly.
 template <typename T>
 inline void weight_grad(const T* go, const T* h, int in, int out, int64_t N, T* gW, T* gb, T* hT) {
-  if (static_cast<int64_t>(in) * out < kWideLayer) {
-    weight_grad_dots(go, h, in, out, N, gW, gb);
-    return;
-  }
-  for (int o = 0; o < out; ++o) {
+  for (int o = 0; o < out; ++o) {  // gb[o] += sum_n go[o][n]
     const T* g = go + o * N;
     T sb = T(0);
     GF_SIMD_SUM(sb) for (int64_t n = 0; n < N; ++n) sb += g[n];
     gb[o] += sb;
   }
-  for (int i = 0; i < in; ++i)
-    for (int64_t n = 0; n < N; ++n) hT[n * in + i] = h[i * N + n];
-  gemm_blocked(go, N, 1, static_cast<const T*>(nullptr), true, hT, N, out, in, gW);
-}
-
-// src (N x w, sample-major) -> dst (w x N), in 16 x 16 tiles so both sides stay in cache.
-inline void transpose_words(const uint32_t* src, int64_t N, int w, uint32_t* dst) {
-  constexpr int kTile = 16;
-  for (int64_t n0 = 0; n0 < N; n0 += kTile) {
-    const int64_t n1 = n0 + kTile < N ? n0 + kTile : N;
-    for (int j0 = 0; j0 < w; j0 += kTile) {
-      const int j1 = j0 + kTile < w ? j0 + kTile : w;
-      for (int j = j0; j < j1; ++j)
-        for (int64_t n = n0; n < n1; ++n) dst[j * N + n] = src[n * w + j];
-    }
+  if (static_cast<int64_t>(in) * out < kWideLayer) {
+    weight_grad_dots(go, h, in, out, N, gW);
+    return;
   }
+  transpose(h, in, N, hT);
+  gemm_blocked(go, N, 1, static_cast<const T*>(nullptr), true, hT, N, out, in, gW);
 }
 
 // The mask words of hidden layer l (0-based layer index whose output is dropped, l < L-1):
@@ -230,7 +186,7 @@ inline void draw_dropout_mask(const MlpDesc& d, int l, int64_t N, uint64_t seed,
                               uint32_t* mask) {
   const int w = d.widths[l + 1];
   philox_fill_words(seed, offset + static_cast<uint64_t>(N * d.saved_row(l)), N * w, drawn);
-  transpose_words(drawn, N, w, mask);
+  transpose(drawn, N, static_cast<int64_t>(w), mask);
 }
 
 // out[j][n] = a[j][n] * keep / (1 - p) for the w x N block of a unit-major mask.

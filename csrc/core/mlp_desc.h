@@ -20,8 +20,6 @@ constexpr int kNumActivations = 6;
 
 constexpr int kMaxWidth = 256;
 constexpr int kMaxLayers = 16;
-// Layers with at least this many weights take the transposed weight-gradient path (mlp.h).
-constexpr int64_t kWideLayer = 1024;
 
 struct MlpDesc {
   int num_layers = 0;

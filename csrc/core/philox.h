@@ -15,26 +15,29 @@
 
 GF_BEGIN_NAMESPACE
 
+// Round multipliers and key-schedule (Weyl) increments, shared by the three implementations
+// below (per block, structure-of-arrays, AVX2).
+constexpr uint32_t kPhiloxM0 = 0xD2511F53u, kPhiloxM1 = 0xCD9E8D57u;
+constexpr uint32_t kPhiloxW0 = 0x9E3779B9u, kPhiloxW1 = 0xBB67AE85u;
+
 struct Words4 {
   uint32_t v[4];
 };
 
 GF_HD Words4 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
                            uint32_t k1) {
-  constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
-  constexpr uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
 #pragma unroll
   for (int round = 0; round < 10; ++round) {
-    const uint64_t p0 = static_cast<uint64_t>(M0) * c0;
-    const uint64_t p1 = static_cast<uint64_t>(M1) * c2;
+    const uint64_t p0 = static_cast<uint64_t>(kPhiloxM0) * c0;
+    const uint64_t p1 = static_cast<uint64_t>(kPhiloxM1) * c2;
     const uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
     const uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
     c0 = hi1 ^ c1 ^ k0;
     c1 = lo1;
     c2 = hi0 ^ c3 ^ k1;
     c3 = lo0;
-    k0 += W0;
-    k1 += W1;
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
   }
   return Words4{{c0, c1, c2, c3}};
 }
@@ -67,8 +70,8 @@ inline void philox_fill_blocks_soa(uint64_t seed, uint64_t first_block, int64_t 
     uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
     for (int round = 0; round < 10; ++round) {
       GF_SIMD for (int j = 0; j < m; ++j) {
-        const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0[j];
-        const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2[j];
+        const uint64_t p0 = static_cast<uint64_t>(kPhiloxM0) * c0[j];
+        const uint64_t p1 = static_cast<uint64_t>(kPhiloxM1) * c2[j];
         const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[j] ^ k0;
         const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[j] ^ k1;
         c1[j] = static_cast<uint32_t>(p1);
@@ -76,8 +79,8 @@ inline void philox_fill_blocks_soa(uint64_t seed, uint64_t first_block, int64_t 
         c0[j] = n0;
         c2[j] = n2;
       }
-      k0 += 0x9E3779B9u;
-      k1 += 0xBB67AE85u;
+      k0 += kPhiloxW0;
+      k1 += kPhiloxW1;
     }
     uint32_t* o = out + 4 * base;
     for (int j = 0; j < m; ++j) {
@@ -102,10 +105,10 @@ inline void philox_mulhilo8(__m256i a, __m256i m, __m256i* hi, __m256i* lo) {
 // 2.5x the SoA loop's rate (the compiler's version of it spends most of its time shuffling
 // the 64-bit products). Bitwise the same words (tests/test_ops.py compares with torch's).
 inline void philox_fill_blocks(uint64_t seed, uint64_t first_block, int64_t count, uint32_t* out) {
-  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(0xD2511F53u));
-  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(0xCD9E8D57u));
-  const __m256i w0 = _mm256_set1_epi32(static_cast<int>(0x9E3779B9u));
-  const __m256i w1 = _mm256_set1_epi32(static_cast<int>(0xBB67AE85u));
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
+  const __m256i w0 = _mm256_set1_epi32(static_cast<int>(kPhiloxW0));
+  const __m256i w1 = _mm256_set1_epi32(static_cast<int>(kPhiloxW1));
   const __m256i key0 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(seed)));
   const __m256i key1 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(seed >> 32)));
   int64_t b = 0;

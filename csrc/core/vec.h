@@ -46,17 +46,15 @@ __attribute__((always_inline)) inline vec_t<T> vsplat(T x) {
   return vec_t<T>{} + x;
 }
 
-// c + a * b, lane by lane.
-__attribute__((always_inline)) inline vec_t<float> vmadd(vec_t<float> a, vec_t<float> b, vec_t<float> c) {
+// c + a * b, lane by lane: madd (fastmath.h) on vectors.
+template <typename V>
+__attribute__((always_inline)) inline V vmadd(V a, V b, V c) {
 #if defined(GF_HAVE_FMA)
-  return __builtin_ia32_vfmaddps256(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
-__attribute__((always_inline)) inline vec_t<double> vmadd(vec_t<double> a, vec_t<double> b, vec_t<double> c) {
-#if defined(GF_HAVE_FMA)
-  return __builtin_ia32_vfmaddpd256(a, b, c);
+  if constexpr (sizeof(a[0]) == sizeof(float)) {
+    return __builtin_ia32_vfmaddps256(a, b, c);
+  } else {
+    return __builtin_ia32_vfmaddpd256(a, b, c);
+  }
 #else
   return a * b + c;
 #endif

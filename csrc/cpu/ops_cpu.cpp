@@ -3,6 +3,7 @@
 #include <array>
 #include <vector>
 
+#include "../core/transpose.h"
 #include "../op_args.h"
 #include "kernels.h"
 #include "threads.h"
@@ -55,11 +56,6 @@ inline uint32_t* scratch_words(int64_t n) {
   return buffer.data();
 }
 
-template <typename T>
-void transpose_into(const T* src, int64_t rows, int64_t cols, T* dst) {  // dst = src^T
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
-}
 
 std::tuple<at::Tensor, at::Tensor> mlp_forward_cpu(const at::Tensor& x, const at::Tensor& params,
                                                    at::IntArrayRef widths, at::IntArrayRef acts,
@@ -73,11 +69,11 @@ std::tuple<at::Tensor, at::Tensor> mlp_forward_cpu(const at::Tensor& x, const at
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mlp_forward", [&] {
     // [x^T | scratch]: the forward pass needs one max_width x N block of scratch.
     scalar_t* xt = scratch_values<scalar_t>(d.widths[0] * N + d.max_width * N);
-    transpose_into(x.data_ptr<scalar_t>(), N, d.widths[0], xt);
+    core::transpose(x.data_ptr<scalar_t>(), N, d.widths[0], xt);
     cpu::kernels<scalar_t>().mlp_forward(d, params.data_ptr<scalar_t>(), xt, N, true, seed, offset,
                                          saved.data_ptr<scalar_t>(), xt + d.widths[0] * N,
                                          scratch_words(d.scratch_words(N)));
-    transpose_into(saved.data_ptr<scalar_t>() + d.saved_row(d.num_layers - 1) * N,
+    core::transpose(saved.data_ptr<scalar_t>() + d.saved_row(d.num_layers - 1) * N,
                    d.widths[d.num_layers], N, out.data_ptr<scalar_t>());
   });
   return {out, saved};
@@ -102,13 +98,13 @@ std::tuple<at::Tensor, at::Tensor> mlp_backward_cpu(const at::Tensor& grad_out, 
     scalar_t* xt = scratch_values<scalar_t>((2 * d0 + dL) * N + d.scratch_values(N));
     scalar_t* gt = xt + d0 * N;
     scalar_t* gxt = gt + dL * N;
-    transpose_into(x.data_ptr<scalar_t>(), N, d0, xt);
-    transpose_into(grad_out.data_ptr<scalar_t>(), N, dL, gt);
+    core::transpose(x.data_ptr<scalar_t>(), N, d0, xt);
+    core::transpose(grad_out.data_ptr<scalar_t>(), N, dL, gt);
     cpu::kernels<scalar_t>().mlp_backward(d, params.data_ptr<scalar_t>(), xt, N, true, seed, offset,
                                           saved.data_ptr<scalar_t>(), gt,
                                           want_params ? grad_params.data_ptr<scalar_t>() : nullptr,
                                           want_x ? gxt : nullptr, gxt + d0 * N, scratch_words(d.scratch_words(N)));
-    if (want_x) transpose_into(gxt, d0, N, grad_x.data_ptr<scalar_t>());
+    if (want_x) core::transpose(gxt, d0, N, grad_x.data_ptr<scalar_t>());
   });
   return {grad_x, grad_params};
 }
