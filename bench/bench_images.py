@@ -19,7 +19,8 @@ from torch import nn
 
 from ganfast.config import load_preset
 from ganfast.datasets import load_digits
-from ganfast.image_train import ImageTrainer, noise_batch
+from ganfast.image_run import QUALITY_NOISE_SEED, QUALITY_SAMPLES
+from ganfast.image_train import ImageTrainer, fixed_noise
 from ganfast.quality import score_digits
 
 GROUP = "digits-mlp epoch (28 iterations)"
@@ -79,19 +80,20 @@ def bench_epoch_seed_style(benchmark, cfg, digits):
     benchmark.pedantic(loop.epoch, rounds=5, iterations=1)
 
 
-def bench_epoch_philox_reference(benchmark, cfg, digits):
-    t = ImageTrainer(cfg, digits, backend="torch")
-    t.train_epoch()
-    benchmark.group = GROUP
-    benchmark.extra_info.update(backend="philox_reference", what="ImageTrainer, backend torch")
-    benchmark.pedantic(t.train_epoch, rounds=5, iterations=1)
+# ImageTrainer backend -> (the conftest table's row, what it is)
+TRAINER_ROWS = {"torch": ("philox_reference", "ImageTrainer, backend torch"),
+                "fused": ("fused", "ImageTrainer, fused MLP op")}
 
 
-def bench_epoch_fused(benchmark, cfg, digits, require_fused):
-    t = ImageTrainer(cfg, digits, backend="fused")
+@pytest.mark.parametrize("backend", list(TRAINER_ROWS))
+def bench_epoch_image_trainer(benchmark, request, cfg, digits, backend):
+    if backend == "fused":
+        request.getfixturevalue("require_fused")
+    t = ImageTrainer(cfg, digits, backend=backend)
     t.train_epoch()
+    row, what = TRAINER_ROWS[backend]
     benchmark.group = GROUP
-    benchmark.extra_info.update(backend="fused", what="ImageTrainer, fused MLP op")
+    benchmark.extra_info.update(backend=row, what=what)
     benchmark.pedantic(t.train_epoch, rounds=5, iterations=1)
 
 
@@ -108,5 +110,5 @@ def bench_full_run_fused(benchmark, cfg, digits, require_fused):
     benchmark.extra_info.update(backend="fused_full", epochs=cfg.epochs)
     benchmark.pedantic(run, rounds=1, iterations=1)
     t = result["trainer"]
-    q = score_digits(t.generate(noise_batch(cfg, 2000, cfg.seed + 2_000_003, 0)))
+    q = score_digits(t.generate(fixed_noise(cfg, QUALITY_SAMPLES, QUALITY_NOISE_SEED)))
     benchmark.extra_info.update(quality={k: q[k] for k in ("confident", "spread", "classes_covered")})

@@ -122,3 +122,20 @@ def normal(n: int, seed: int, offset: int = 0, mean: float = 0.0, std: float = 1
            dtype=torch.float32, device=None, backend: str = "auto"):
     """n numbers from N(mean, std^2) of the Philox stream; consumes n + n % 2 words."""
     return _random("normal", n, seed, offset, mean, std, dtype, device, backend)
+
+
+def noise(cfg, n: int, seed: int, offset: int = 0, *, dtype=torch.float32, device=None,
+          backend: str = "auto"):
+    """n generator inputs (n, cfg.dim) of a NoiseConfig (uniform or normal) from the Philox
+    stream (seed, offset); they take noise_words(cfg, n) words."""
+    if cfg.kind == "uniform":
+        x = uniform(n * cfg.dim, seed, offset, cfg.low, cfg.high, dtype=dtype, device=device, backend=backend)
+    else:
+        x = normal(n * cfg.dim, seed, offset, cfg.mean, cfg.std, dtype=dtype, device=device, backend=backend)
+    return x.view(n, cfg.dim)
+
+
+def noise_words(cfg, n: int) -> int:
+    """Philox words that noise(cfg, n, ...) consumes."""
+    count = n * cfg.dim
+    return philox.words_for_uniform(count) if cfg.kind == "uniform" else philox.words_for_normal(count)

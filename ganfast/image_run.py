@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ganfast import image_report, nets
 from ganfast.config import TrainConfig, load_config
 from ganfast.datasets import DatasetFormatError, DatasetNotFoundError, load_images
-from ganfast.image_train import METRIC_NAMES, ImageTrainer, grid_noise, noise_batch
-from ganfast.state import atomic_torch_save
+from ganfast.image_train import METRIC_NAMES, ImageTrainer, fixed_noise, grid_noise
+from ganfast.state import atomic_torch_save, read_checkpoint
 
 GRID_SAMPLES = 64             # 8 x 8 tiles per sample grid
 QUALITY_SAMPLES = 2000        # generated digits the quality figure scores
@@ -143,7 +142,7 @@ class ImageRun:
         if cfg.data.kind == "digits" and t.epoch > 0:
             from ganfast.quality import score_digits
 
-            noise = noise_batch(cfg, QUALITY_SAMPLES, cfg.seed + QUALITY_NOISE_SEED, 0, self.device)
+            noise = fixed_noise(cfg, QUALITY_SAMPLES, QUALITY_NOISE_SEED, self.device)
             summary["quality"] = score_digits(t.generate(noise))
         summary = image_report.write_image_report(self.run_dir, rows=self.rows, grids=self.grids,
                                                   summary=summary, plots=not self.args.no_plots)
@@ -162,13 +161,8 @@ class ImageRun:
 
 
 def _read_checkpoint(path: Path) -> dict:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no checkpoint at {path}") from None
-    except Exception as exc:  # noqa: BLE001  (truncated or foreign file)
-        raise ValueError(f"{path} is not a ganfast checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(payload, dict) or payload.get("kind") != CHECKPOINT_KIND:
+    payload = read_checkpoint(path)
+    if payload.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{path} is not the checkpoint of an image run")
     return payload
 
@@ -208,13 +202,7 @@ def setup_resume(args, run_dir: Path, device) -> ImageRun:
         payload = _read_checkpoint(run_dir / "checkpoint.pt")
     except (ValueError, FileNotFoundError) as e:
         raise cli.CliError(f"--resume: {e}") from None
-    cfg = load_config(payload["config"])
-    epoch = int(payload["trainer"]["epoch"])
-    if args.epochs is not None:
-        if args.epochs < epoch:
-            raise cli.CliError(f"--epochs {args.epochs}: the checkpoint in {run_dir} is already at epoch {epoch}")
-        cfg = cfg.replace(epochs=args.epochs)
-        cli._write_config(run_dir, cfg)
+    cfg = cli.resume_config(args, load_config(payload["config"]), int(payload["trainer"]["epoch"]), run_dir)
     if args.data is not None:
         cfg = cfg.replace({"data.root": args.data})  # the files may have moved
     backend, why = resolve_backends(cfg, args.backend, device)

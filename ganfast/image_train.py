@@ -22,7 +22,7 @@ import torch
 from ganfast import functional, nets
 from ganfast.config import TrainConfig
 from ganfast.datasets import ImageSet
-from ganfast.random import PhiloxStream, philox_words, words_for_normal, words_for_uniform
+from ganfast.random import PhiloxStream, derived_seed, philox_words
 from ganfast.reference_train import GanSteps, make_optimizer, make_scheduler, step_schedulers
 
 #: Columns of an image run's metrics, one row per logged iteration.
@@ -31,7 +31,6 @@ ORDER_SEED = 3_000_017        # data order: Philox seed cfg.seed + this
 GRID_NOISE_SEED = 1_000_003   # the fixed noise batch of the sample grids: seed cfg.seed + this
 STATE_VERSION = 1
 
-_SEED_LIMIT = 2**63
 
 
 def prepare_images(data: ImageSet, cfg: TrainConfig, device=None) -> torch.Tensor:
@@ -43,19 +42,15 @@ def prepare_images(data: ImageSet, cfg: TrainConfig, device=None) -> torch.Tenso
     return x * (high - low) + low if (low, high) != (0.0, 1.0) else x.contiguous()
 
 
-def noise_batch(cfg: TrainConfig, n: int, seed: int, offset: int, device=None) -> torch.Tensor:
-    """n noise vectors (n, noise.dim) from Philox (seed, offset)."""
-    z = cfg.noise
-    if z.kind == "uniform":
-        x = functional.uniform(n * z.dim, seed, offset, z.low, z.high, dtype=cfg.torch_dtype, device=device)
-    else:
-        x = functional.normal(n * z.dim, seed, offset, z.mean, z.std, dtype=cfg.torch_dtype, device=device)
-    return x.view(n, z.dim)
+def fixed_noise(cfg: TrainConfig, n: int, seed_shift: int, device=None) -> torch.Tensor:
+    """n noise vectors from the Philox stream cfg.seed + seed_shift (offset 0): a batch that stays
+    the same over a run, e.g. the sample grids' (GRID_NOISE_SEED)."""
+    return functional.noise(cfg.noise, n, derived_seed(cfg.seed, seed_shift), dtype=cfg.torch_dtype, device=device)
 
 
 def grid_noise(cfg: TrainConfig, n: int, device=None) -> torch.Tensor:
     """The fixed noise batch every sample grid of a run is drawn from."""
-    return noise_batch(cfg, n, (cfg.seed + GRID_NOISE_SEED) % _SEED_LIMIT, 0, device)
+    return fixed_noise(cfg, n, GRID_NOISE_SEED, device)
 
 
 class ImageTrainer:
@@ -88,14 +83,13 @@ class ImageTrainer:
 
     # --- batches -------------------------------------------------------------------------
     def _order(self, epoch: int) -> torch.Tensor:
-        seed = (self.cfg.seed + ORDER_SEED) % _SEED_LIMIT
-        words = philox_words(seed, epoch * self.n_images, self.n_images)
+        words = philox_words(derived_seed(self.cfg.seed, ORDER_SEED), epoch * self.n_images, self.n_images)
         return torch.argsort(words, stable=True).to(self.device)
 
     def _noise(self) -> torch.Tensor:
         n, z = self.cfg.batch_size, self.cfg.noise
-        words = words_for_uniform(n * z.dim) if z.kind == "uniform" else words_for_normal(n * z.dim)
-        return noise_batch(self.cfg, n, self.stream.seed, self.stream.take(words), self.device)
+        offset = self.stream.take(functional.noise_words(z, n))
+        return functional.noise(z, n, self.stream.seed, offset, dtype=self.cfg.torch_dtype, device=self.device)
 
     # --- training ------------------------------------------------------------------------
     def train_epoch(self, on_iteration=None) -> list:

@@ -17,7 +17,7 @@ from ganfast.datasets import load_digits
 
 CONFIDENCE = 0.9
 HOLDOUT = 297        # the last images of the data set are held out to measure the accuracy
-TRAIN_STEPS = 400    # full-batch Adam steps: well under a second on one core
+TRAIN_STEPS = 400    # full-batch Adam steps: with the set-up, about 2 s on one core
 
 
 class DigitClassifier(nn.Module):

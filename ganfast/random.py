@@ -52,6 +52,12 @@ def _check_seed(seed) -> int:
     return seed
 
 
+def derived_seed(seed: int, shift: int) -> int:
+    """The seed of a stream set aside from `seed` (fixed noise batches, data order): seed + shift,
+    wrapped into the seed range [0, 2**63)."""
+    return (int(seed) + int(shift)) % _INT64_LIMIT
+
+
 def _check_offset(offset) -> int:
     offset = _as_int(offset, "offset")
     if not 0 <= offset < _INT64_LIMIT:

@@ -122,15 +122,24 @@ def atomic_torch_save(path, payload) -> None:
         raise
 
 
-def load_state(path, device=None):
-    """(state, config dict, extra) of a checkpoint written by save_state."""
+def read_checkpoint(path) -> dict:
+    """The payload of a checkpoint file (tensors on the CPU, no code run: weights_only);
+    FileNotFoundError when there is none, ValueError when it is truncated or foreign."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"no checkpoint at {path}") from None
     except Exception as exc:  # truncated or foreign file
         raise ValueError(f"{path} is not a ganfast checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(payload, dict) or payload.get("version") != STATE_VERSION:
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} is not a ganfast checkpoint")
+    return payload
+
+
+def load_state(path, device=None):
+    """(state, config dict, extra) of a checkpoint written by save_state."""
+    payload = read_checkpoint(path)
+    if payload.get("version") != STATE_VERSION:
         raise ValueError(f"{path} is not a ganfast checkpoint of version {STATE_VERSION}")
     try:
         state = GanState(**payload["state"])

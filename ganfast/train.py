@@ -46,6 +46,7 @@ from ganfast.config import (PRESET_DIR, ConfigError, TrainConfig, list_presets, 
                             load_preset, preset_path)
 from ganfast.engine import METRIC_NAMES, fused_unavailable_reason, train_fused
 from ganfast.modules import Discriminator, Generator
+from ganfast.random import derived_seed
 from ganfast.reference_train import train_reference
 from ganfast.state import GanState, init_state, load_state, save_state
 
@@ -63,7 +64,6 @@ CHECKPOINT_EVERY = 10         # log intervals between checkpoints
 CALL_SECONDS = 0.5            # target duration of one engine call (Ctrl-C latency)
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
-_SEED_LIMIT = 2**63           # Philox seeds are in [0, 2**63)
 
 
 class CliError(Exception):
@@ -188,13 +188,8 @@ def _pooled_moments(cfg: TrainConfig) -> tuple:
 
 def _noise(cfg: TrainConfig, n: int, seed_shift: int, device) -> torch.Tensor:
     """n noise vectors (n, noise.dim) from the Philox stream cfg.seed + seed_shift, offset 0."""
-    z = cfg.noise
-    seed = (cfg.seed + seed_shift) % _SEED_LIMIT
-    if z.kind == "uniform":
-        x = functional.uniform(n * z.dim, seed, 0, z.low, z.high, dtype=cfg.torch_dtype, device=device)
-    else:
-        x = functional.normal(n * z.dim, seed, 0, z.mean, z.std, dtype=cfg.torch_dtype, device=device)
-    return x.view(n, z.dim)
+    return functional.noise(cfg.noise, n, derived_seed(cfg.seed, seed_shift), dtype=cfg.torch_dtype,
+                            device=device)
 
 
 @torch.no_grad()
@@ -488,6 +483,19 @@ def _finish(run: _Run, interrupted: bool) -> dict:
 
 # --- entry point ---------------------------------------------------------------------------
 
+def resume_config(args, cfg: TrainConfig, epoch: int, run_dir: Path) -> TrainConfig:
+    """The config a resumed run continues with: --epochs extends it (and config.yaml says so);
+    a checkpoint already past the target is an error."""
+    if args.epochs is not None:
+        if args.epochs < epoch:
+            raise CliError(f"--epochs {args.epochs}: the checkpoint in {run_dir} is already at epoch {epoch}")
+        cfg = cfg.replace(epochs=args.epochs)
+        _write_config(run_dir, cfg)
+    elif epoch > cfg.epochs:
+        raise CliError(f"the checkpoint is at epoch {epoch}, past its config's epochs {cfg.epochs}; pass --epochs")
+    return cfg
+
+
 def _setup(args) -> _Run:
     """Config, state and run folder from the arguments (raises CliError / ConfigError)."""
     if args.threads is not None:
@@ -517,16 +525,7 @@ def _setup(args) -> _Run:
             state, cfg_dict, extra = load_state(ckpt, device=device)
         except (ValueError, RuntimeError, KeyError, TypeError) as e:
             raise CliError(f"--resume: {e}") from None
-        cfg = load_config(cfg_dict)
-        if args.epochs is not None:
-            if args.epochs < state.epoch:
-                raise CliError(f"--epochs {args.epochs}: the checkpoint in {run_dir} is already "
-                               f"at epoch {state.epoch}")
-            cfg = cfg.replace(epochs=args.epochs)
-            _write_config(run_dir, cfg)
-        elif state.epoch > cfg.epochs:
-            raise CliError(f"the checkpoint is at epoch {state.epoch}, past its config's "
-                           f"epochs {cfg.epochs}; pass --epochs")
+        cfg = resume_config(args, load_config(cfg_dict), state.epoch, run_dir)
         rows = [dict(r) for r in extra.get("rows", []) if int(r.get("epoch", 0)) <= state.epoch]
         frames = [dict(f) for f in extra.get("frames", []) if int(f.get("epoch", 0)) <= state.epoch]
         source = dict(extra.get("source") or {})

@@ -59,7 +59,9 @@ def test_symmetric_scale_maps_pixels_and_back():
 
 
 @requires_ext
-@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 1e-4)])
+# Measured over seeds 0-3: at most 7.3e-13 (float64) and 6.4e-5 (float32; Adam scales tiny
+# gradients up, so float32 rounding of the two paths grows over the epoch's 4 steps).
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-11), ("float32", 1e-4)])
 def test_fused_matches_pytorch(dtype, tol):
     """Same config, same random streams: the fused and the PyTorch MLPs train the same GAN."""
     cfg = tiny_digits_cfg(dtype=dtype)
