@@ -10,6 +10,8 @@ the speed-up):
   with torch.compile on G, D and the moments) and "philox_reference" (ganfast.reference_train,
   the test oracle, which draws its numbers with Philox written in torch ops).
 - "loop devnag 5000 epochs (fused)": the preset's whole run, fused, for the absolute time.
+- "engine per preset (fused)": each toy preset's engine for a few hundred epochs (vanilla: 20);
+  ms per epoch in extra_info.
 - "population P=.. threads=..": P devnag GANs x 20 epochs, fused; GAN-epochs/s in extra_info.
 Threads: one (bench/conftest.py), except where a benchmark sets its own.
 """
@@ -73,6 +75,23 @@ def bench_loop_fused_full_run(benchmark, devnag, require_fused):
     benchmark.group = "loop devnag 5000 epochs (fused)"
     benchmark.extra_info.update(backend="fused_full", epochs=devnag.epochs)
     benchmark.pedantic(run, rounds=3, iterations=1)
+
+
+#: preset -> epochs per timed call (about 0.1-0.3 s each)
+ENGINE_EPOCHS = {"devnag": 300, "devnag-elu": 300, "vanilla": 20, "how-to-gan": 60, "ring8": 300}
+
+
+@pytest.mark.parametrize("preset", list(ENGINE_EPOCHS))
+def bench_engine_epochs(benchmark, require_fused, preset):
+    """The fused engine on each toy preset, for the time per epoch (extra_info["ms_per_epoch"])."""
+    cfg = load_preset(preset)
+    state = init_state(cfg)
+    epochs = ENGINE_EPOCHS[preset]
+    train_fused(cfg, state, 2)
+    benchmark.group = "engine per preset (fused)"
+    benchmark.extra_info.update(backend=f"engine_{preset}", preset=preset, epochs=epochs)
+    benchmark.pedantic(train_fused, args=(cfg, state, epochs), rounds=3, iterations=1)
+    benchmark.extra_info["ms_per_epoch"] = 1e3 * benchmark.stats.stats.median / epochs
 
 
 @pytest.mark.parametrize("threads", [1, 2])
