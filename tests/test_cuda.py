@@ -29,7 +29,7 @@ import ganfast
 from conftest import assert_close_rel, max_rel_error
 from ganfast import _ext, reference
 from ganfast.config import load_preset
-from ganfast.engine import METRIC_NAMES, fused_unavailable_reason, op_arguments, train_fused
+from ganfast.engine import METRIC_NAMES, description, fused_unavailable_reason, train_fused
 from ganfast.spec import MLPSpec
 from ganfast.state import GanState, init_state
 
@@ -492,7 +492,7 @@ def test_engine_rejects_split_or_bad_state_on_cuda():
     s = split
     with pytest.raises(RuntimeError, match="seeds must be a contiguous Long tensor on cuda"):
         torch.ops.ganfast.gan_train_(s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.seeds,
-                                     s.lrs, *op_arguments(cfg), 1)
+                                     s.lrs, description(cfg), 1)
     bad = state.clone()
     bad.seeds[1] = -1
     with pytest.raises(RuntimeError, match="seeds must be >= 0"):

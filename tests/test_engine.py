@@ -24,11 +24,12 @@ import torch
 from conftest import requires_ext
 from ganfast import functional
 from ganfast.config import load_preset
-from ganfast.engine import METRIC_NAMES, op_arguments, train_fused
+from ganfast.engine import DESC_VERSION, METRIC_NAMES, description, description_fields, pack, train_fused
 from ganfast.reference_train import train_reference
 from ganfast.state import GanState, init_state
 
 pytestmark = requires_ext
+OPS = torch.ops.ganfast
 
 PRESETS = ("devnag", "devnag-elu", "vanilla", "how-to-gan", "ring8")
 FLOAT_FIELDS = ("g_params", "d_params", "g_opt", "d_opt")
@@ -339,37 +340,48 @@ def test_metrics_columns_make_sense(preset):
         assert 0.2 * float(x.std()) <= float(m[k, 4]) + 1e-3
 
 
-# --- argument checks of the op --------------------------------------------------------------
+# --- the description and the argument checks of the op ---------------------------------------
 
-ARG = {name: i for i, name in enumerate([
-    "g_widths", "g_acts", "g_act_params", "g_dropout", "d_widths", "d_acts", "d_act_params", "d_dropout",
-    "d_input", "noise_kind", "noise_dim", "noise_a", "noise_b", "data_dim", "data_centers",
-    "data_cum_weights", "data_std", "batch", "d_steps", "g_steps", "g_loss", "opt_kinds", "opt_d", "opt_g"])}
-
-
-def call_op(state: GanState, args: list, epochs: int = 1):
+def call_op(state: GanState, desc: torch.Tensor, epochs: int = 1):
     s = state
-    return torch.ops.ganfast.gan_train_(s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs,
-                                        s.seeds, s.lrs, *args, epochs)
+    return OPS.gan_train_(s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.seeds, s.lrs, desc, epochs)
 
 
-def test_op_arguments_follow_the_schema():
+def test_description_follows_the_layout():
+    """Fields in csrc/engine_args.h's order: a header, numbers as one value, lists as their
+    length and values; packed once per spec and checked by the C++ reader when it is built."""
     cfg = small("how-to-gan")
-    args = op_arguments(cfg)
-    assert len(args) == len(ARG)
-    assert args[ARG["batch"]] == 64 and args[ARG["noise_dim"]] == 1 and args[ARG["data_dim"]] == 1
-    assert args[ARG["opt_kinds"]] == [1, 1]
-    assert args[ARG["opt_d"]][4:] == [2000.0, 0.5]
-    call_op(init_state(cfg), args)  # unmodified arguments run
+    fields = description_fields(cfg)
+    assert list(fields)[:4] == ["g_widths", "g_acts", "g_act_params", "g_dropout"]
+    assert list(fields)[-1] == "opt_g_gamma" and len(fields) == 35
+    assert fields["batch"] == 64 and fields["noise_dim"] == 1 and fields["data_dim"] == 1
+    assert (fields["opt_d_kind"], fields["opt_d_step_size"], fields["opt_d_gamma"]) == (1, 2000, 0.5)
+    desc = description(cfg)
+    assert desc.dtype == torch.float64 and desc.dim() == 1 and desc.device.type == "cpu"
+    assert desc[:3].tolist() == [0x6A4E5, DESC_VERSION, desc.numel()]
+    assert desc[3:8].tolist() == [4, 1, 32, 32, 1]  # g_widths: length, then the widths
+    assert torch.equal(desc, pack(fields)) and description(cfg) is desc  # cached per spec
+    call_op(init_state(cfg), desc)  # it runs
+
+
+def test_fake_kernels_and_schema():
+    import ganfast.ops  # noqa: F401  (registers the fake kernels)
+
+    cfg = _ring_cfg()
+    desc = description(cfg)
+    s = init_state(cfg)
+    args = (s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.seeds, s.lrs, desc, 1)
+    torch.library.opcheck(OPS.gan_train_.default, args, test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(OPS.gan_check_description.default, (desc,))
 
 
 def _ring_cfg():
     return small("ring8", "float32", population=2)
 
 
-def _set_arg(name, value):
-    def change(args):
-        args[ARG[name]] = value(args[ARG[name]]) if callable(value) else value
+def _set(name, value):
+    def change(fields):
+        fields[name] = value(fields[name]) if callable(value) else value
     return change
 
 
@@ -400,68 +412,100 @@ def test_bad_state_raises(case):
     change(state)
     before = state.clone()
     with pytest.raises(RuntimeError, match=message):
-        call_op(state, op_arguments(cfg))
+        call_op(state, description(cfg))
     assert_states_equal(state, before)  # nothing was trained before the check failed
 
 
-def _moments_with_2d_data(args):
-    args[ARG["d_input"]] = 1
-    args[ARG["d_widths"]] = [4] + args[ARG["d_widths"]][1:]
+def _moments_with_2d_data(fields):
+    fields["d_input"] = 1
+    fields["d_widths"] = [4] + fields["d_widths"][1:]
 
 
-BAD_ARGS = {
-    "D output not sigmoid": (_set_arg("d_acts", lambda a: a[:-1] + [0]), "sigmoid"),
-    "D two outputs": (_set_arg("d_widths", lambda w: w[:-1] + [2]), "D must have one output"),
-    "D input width": (_set_arg("d_widths", lambda w: [3] + w[1:]), "D's input width must be 2"),
-    "noise_dim mismatch": (_set_arg("noise_dim", 3), "noise_dim 3 != G's input width 2"),
-    "data_dim mismatch": (_set_arg("data_dim", 1), "data_dim 1 != G's output width 2"),
+BAD_FIELDS = {
+    "D output not sigmoid": (_set("d_acts", lambda a: a[:-1] + [0]), "sigmoid"),
+    "D two outputs": (_set("d_widths", lambda w: w[:-1] + [2]), "D must have one output"),
+    "D input width": (_set("d_widths", lambda w: [3] + w[1:]), "D's input width must be 2"),
+    "noise_dim mismatch": (_set("noise_dim", 3), "noise_dim 3 != G's input width 2"),
+    "data_dim mismatch": (_set("data_dim", 1), "data_dim 1 != G's output width 2"),
     "moments with dim 2": (_moments_with_2d_data, "moments need 1-D data"),
-    "unknown optimizer kind": (_set_arg("opt_kinds", [0, 7]), "unknown optimizer kind 7"),
-    "one optimizer kind": (_set_arg("opt_kinds", [0]), "opt_kinds"),
-    "optimizer values": (_set_arg("opt_d", lambda o: o[:5]), "opt_d needs 6 values"),
-    "momentum 1": (_set_arg("opt_g", lambda o: [1.0] + o[1:]), "opt_g momentum"),
-    "negative step_size": (_set_arg("opt_d", lambda o: o[:4] + [-1.0, 0.5]), "step_lr"),
-    "batch 0": (_set_arg("batch", 0), "batch must be >= 1"),
-    "no steps": (lambda a: (a.__setitem__(ARG["d_steps"], 0), a.__setitem__(ARG["g_steps"], 0)), "d_steps and g_steps"),
-    "negative d_steps": (_set_arg("d_steps", -1), "d_steps"),
-    "unknown noise kind": (_set_arg("noise_kind", 2), "unknown noise kind"),
-    "normal noise std 0": (_set_arg("noise_b", 0.0), "noise needs"),
-    "unknown d_input": (_set_arg("d_input", 2), "unknown d_input"),
-    "unknown g_loss": (_set_arg("g_loss", 5), "unknown g_loss"),
-    "centres count": (_set_arg("data_centers", lambda c: c[:-1]), "centre values"),
-    "data_std count": (_set_arg("data_std", lambda s: s[:1]), "data_std needs data_dim values"),
-    "data_std 0": (_set_arg("data_std", [0.02, 0.0]), "data_std must be > 0"),
-    "dropout 1": (_set_arg("g_dropout", 1.0), "dropout must be in"),
-    "activation code": (_set_arg("g_acts", lambda a: [9] + a[1:]), "unknown activation code 9"),
-    "width too large": (_set_arg("g_widths", lambda w: w[:1] + [300] + w[2:]), "outside the fused kernels' range"),
+    "unknown optimizer kind": (_set("opt_g_kind", 7), "unknown optimizer kind 7 for opt_g"),
+    "fractional optimizer kind": (_set("opt_d_kind", 0.5), "opt_d_kind must be an integer, got 0.5"),
+    "momentum 1": (_set("opt_g_momentum", 1.0), "opt_g momentum"),
+    "negative step_size": (_set("opt_d_step_size", -1), "step_lr"),
+    "fractional step_size": (_set("opt_d_step_size", 2.5), "opt_d_step_size must be an integer"),
+    "batch 0": (_set("batch", 0), "batch must be >= 1"),
+    "no steps": (lambda f: f.update(d_steps=0, g_steps=0), "d_steps and g_steps"),
+    "negative d_steps": (_set("d_steps", -1), "d_steps"),
+    "unknown noise kind": (_set("noise_kind", 2), "unknown noise kind"),
+    "normal noise std 0": (_set("noise_b", 0.0), "noise needs"),
+    "unknown d_input": (_set("d_input", 2), "unknown d_input"),
+    "unknown g_loss": (_set("g_loss", 5), "unknown g_loss"),
+    "centres count": (_set("data_centers", lambda c: c[:-1]), "centre values"),
+    "data_std count": (_set("data_std", lambda s: s[:1]), "data_std needs data_dim values"),
+    "data_std 0": (_set("data_std", [0.02, 0.0]), "data_std must be > 0"),
+    "dropout 1": (_set("g_dropout", 1.0), "dropout must be in"),
+    "activation code": (_set("g_acts", lambda a: [9] + a[1:]), "unknown activation code 9"),
+    "acts length": (_set("g_acts", lambda a: a[:-1]), "acts needs one entry per layer"),
+    "width too large": (_set("g_widths", lambda w: w[:1] + [300] + w[2:]), "outside the fused kernels' range"),
+    "fractional width": (_set("g_widths", lambda w: w[:1] + [2.5] + w[2:]), "g_widths must hold integers"),
+    "a field missing": (lambda f: f.pop("opt_g_gamma"), "ends before opt_g_gamma"),
+    "a field too many": (lambda f: f.update(extra=1.0), "1 values after its last field"),
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_ARGS))
-def test_bad_arguments_raise(case):
-    change, message = BAD_ARGS[case]
+@pytest.mark.parametrize("case", list(BAD_FIELDS))
+def test_bad_description_raises(case):
+    """Every field is checked where the description is read: by gan_check_description (when
+    ganfast.engine.description builds one) and by gan_train_, before anything trains."""
+    change, message = BAD_FIELDS[case]
     cfg = _ring_cfg()
     state = init_state(cfg)
     before = state.clone()
-    args = op_arguments(cfg)
-    change(args)
+    fields = description_fields(cfg)
+    change(fields)
+    desc = pack(fields)
     with pytest.raises(RuntimeError, match=message):
-        call_op(state, args)
+        OPS.gan_check_description(desc)
+    with pytest.raises(RuntimeError, match=message):
+        call_op(state, desc)
     assert_states_equal(state, before)
+
+
+BAD_TENSORS = {
+    "float32": (lambda d: d.float(), "contiguous 1-D float64 CPU tensor"),
+    "2-D": (lambda d: d.view(1, -1), "contiguous 1-D float64 CPU tensor"),
+    "non-contiguous": (lambda d: torch.stack([d, d], 1)[:, 0], "contiguous 1-D float64 CPU tensor"),
+    "not a description": (lambda d: torch.zeros(10, dtype=torch.float64), "not a GAN description"),
+    "empty": (lambda d: torch.zeros(0, dtype=torch.float64), "not a GAN description"),
+    "other version": (lambda d: torch.cat([d[:1], d[1:2] + 1, d[2:]]), "layout version 2, this build reads version 1"),
+    "length": (lambda d: torch.cat([d, torch.zeros(1, dtype=torch.float64)]), "says it has"),
+    "truncated": (lambda d: torch.cat([d[:2], d[2:3] - 5, d[3:-5]]), "ends before"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TENSORS))
+def test_bad_description_tensor_raises(case):
+    change, message = BAD_TENSORS[case]
+    cfg = _ring_cfg()
+    desc = change(description(cfg).clone())
+    with pytest.raises(RuntimeError, match=message):
+        OPS.gan_check_description(desc)
+    with pytest.raises(RuntimeError, match=message):
+        call_op(init_state(cfg), desc)
 
 
 def test_moments_with_batch_1_raises():
     cfg = small("devnag", "float32")
-    args = op_arguments(cfg)
-    args[ARG["batch"]] = 1
+    fields = description_fields(cfg)
+    fields["batch"] = 1
     with pytest.raises(RuntimeError, match="batch >= 2"):
-        call_op(init_state(cfg), args)
+        call_op(init_state(cfg), pack(fields))
 
 
 def test_negative_epochs_argument_raises():
     cfg = _ring_cfg()
     with pytest.raises(RuntimeError, match="num_epochs must be >= 0"):
-        call_op(init_state(cfg), op_arguments(cfg), -1)
+        call_op(init_state(cfg), description(cfg), -1)
 
 
 @pytest.mark.parametrize("field", ["offsets", "epochs"])
@@ -470,7 +514,7 @@ def test_negative_counters_raise(field):
     state = init_state(cfg)
     getattr(state, field)[0] = -5
     try:
-        call_op(state, op_arguments(cfg))
+        call_op(state, description(cfg))
     except RuntimeError as e:
         assert field in str(e)
     else:
@@ -483,7 +527,7 @@ def test_bad_learning_rates_raise(value):
     state = init_state(cfg)
     state.lrs[0, 1] = value
     with pytest.raises(RuntimeError, match="lrs must be finite and > 0"):
-        call_op(state, op_arguments(cfg))
+        call_op(state, description(cfg))
 
 
 def test_scalar_g_params_raises_runtime_error():
@@ -491,7 +535,7 @@ def test_scalar_g_params_raises_runtime_error():
     state = init_state(cfg)
     state.g_params = state.g_params[0, 0].clone()
     with pytest.raises(RuntimeError, match="g_params must be"):
-        call_op(state, op_arguments(cfg))
+        call_op(state, description(cfg))
 
 
 # --- it learns ------------------------------------------------------------------------------
