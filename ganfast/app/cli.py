@@ -113,12 +113,17 @@ def with_data_root(cfg: TrainConfig, data) -> TrainConfig:
     return cfg.replace({"data.root": str(data)})
 
 
+def set_threads(threads: int | None) -> None:
+    """--threads: torch.set_num_threads (None: leave it)."""
+    if threads is not None:
+        if threads < 1:
+            raise RunError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
 def _setup(args) -> Run:
     """The run the arguments ask for (raises RunError / ConfigError)."""
-    if args.threads is not None:
-        if args.threads < 1:
-            raise RunError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     options = Options(backend=args.backend, device=check_device(args.device), out=args.out or DEFAULT_OUT,
                       plots=not args.no_plots, quiet=args.quiet)
     if args.resume:

@@ -268,6 +268,10 @@ def _save_png(fig, path) -> Path:
     return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
 
 
+#: The figure helpers, for the other plot modules (ganfast.app.sweep.plots).
+new_figure, save_png = _figure, _save_png
+
+
 def _span(xs: Sequence[np.ndarray], t: _Target | None, d: int) -> tuple[float, float]:
     """View range on dim ``d``: the target's +-4 std and the bulk of the samples (0.5..99.5
     percentiles, so a few wild samples cannot squash the picture)."""

@@ -17,7 +17,7 @@ resume replays exactly what was lost.
 
 Checkpoint format (torch.save, read with weights_only=True):
 
-    {"format": "ganfast", "version": 2, "kind": "toy" | "image", "config": TrainConfig.to_dict(),
+    {"format": "ganfast", "version": 2, "kind": "toy" | "image" | "sweep", "config": TrainConfig.to_dict(),
      "source": {"preset", "config", ...}, "elapsed": seconds, "rows": [metrics rows],
      "state": the kind's state_dict}
 """
@@ -119,9 +119,10 @@ def write_checkpoint(path, *, kind: str, cfg: TrainConfig, source: dict, elapsed
     atomic_write(path, lambda f: torch.save(payload, f), binary=True)
 
 
-def read_checkpoint(path) -> dict:
+def read_checkpoint(path, kinds=("toy", "image")) -> dict:
     """The payload of a checkpoint (tensors on the CPU, no code run: weights_only). RunError
-    with one line when it is missing, truncated, foreign or of an older format."""
+    with one line when it is missing, truncated, foreign, of an older format or of a kind not in
+    `kinds` (a sweep's checkpoint is kind "sweep": python -m ganfast.sweep resumes it)."""
     path = Path(path)
     if not path.is_file():
         raise RunError(f"no {path.name} in {path.parent} (nothing to resume)")
@@ -140,8 +141,11 @@ def read_checkpoint(path) -> dict:
         raise RunError(f"{path} is a ganfast checkpoint of format {payload.get('version')}; this version reads "
                        f"format {CHECKPOINT_VERSION}")
     missing = [k for k in ("kind", "config", "source", "elapsed", "rows", "state") if k not in payload]
-    if missing or payload["kind"] not in ("toy", "image"):
+    if missing or payload["kind"] not in ("toy", "image", "sweep"):
         raise RunError(f"{path} is not a complete ganfast checkpoint (missing {', '.join(missing) or 'kind'})")
+    if payload["kind"] not in kinds:
+        how = "python -m ganfast.sweep --resume" if payload["kind"] == "sweep" else "python -m ganfast.train --resume"
+        raise RunError(f"{path} is a {payload['kind']} checkpoint; continue it with {how}")
     return payload
 
 
@@ -175,7 +179,8 @@ class Progress:
 class Run:
     """A run of one config: its folder (or none), rows of metrics and wall time so far."""
 
-    kind = ""                 # "toy" | "image": the checkpoint's kind
+    kind = ""                 # "toy" | "image" | "sweep": the checkpoint's kind
+    prog = PROG               # the command that resumes it
     unit = "epoch"            # what the progress bar counts
     checkpoint_every = 1      # log intervals between checkpoints
 
@@ -269,7 +274,7 @@ def execute(run: Run) -> int:
             run.finish(interrupted=True)
         except KeyboardInterrupt:
             pass  # a second Ctrl-C: the checkpoint is what matters
-        print(f"interrupted at epoch {run.epoch}; resume with: {PROG} --resume {run.run_dir}", file=sys.stderr,
+        print(f"interrupted at epoch {run.epoch}; resume with: {run.prog} --resume {run.run_dir}", file=sys.stderr,
               flush=True)
         return EXIT_INTERRUPTED
     run.checkpoint()
