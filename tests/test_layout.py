@@ -26,7 +26,7 @@ def _modules() -> dict:
 
 
 MODULES = _modules()
-ENTRY_FILES = {"ganfast.train", "ganfast.__main__"}  # `python -m` entry points: they call the app's CLI
+ENTRY_FILES = {"ganfast.train", "ganfast.sweep", "ganfast.__main__"}  # `python -m` entry points: they call the app's CLIs
 
 
 def _imports(path: Path) -> list:
@@ -57,10 +57,11 @@ def test_the_library_never_imports_the_app():
                 f"{name} imports {module} {names}"
 
 
-def test_no_module_imports_the_entry_file():
+def test_no_module_imports_an_entry_file():
     for name, path in MODULES.items():
         for module, names in _imports(path):
-            assert "ganfast.train" not in _targets(module, names), f"{name} imports the ganfast.train entry file"
+            for entry in ("ganfast.train", "ganfast.sweep"):
+                assert entry not in _targets(module, names), f"{name} imports the {entry} entry file"
 
 
 def test_no_private_names_across_modules():
@@ -110,6 +111,13 @@ def test_python_m_runs_the_cli_without_warnings(module):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "RuntimeWarning" not in proc.stderr and proc.stdout.split()[0] == "cifar-conv"
+
+
+def test_python_m_ganfast_sweep_runs_the_sweep_cli_without_warnings():
+    proc = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "ganfast.sweep", "--help"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m ganfast.sweep") and "RuntimeWarning" not in proc.stderr
 
 
 def test_public_api():
