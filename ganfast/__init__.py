@@ -8,6 +8,7 @@ Everything runs on the pure-PyTorch reference when the compiled extension is mis
 warning says so); `ganfast.extension_available()` tells which.
 """
 from ganfast import _ext
+from ganfast._ext import info
 from ganfast.functional import mlp, normal, uniform
 from ganfast.modules import MLP, Discriminator, Generator
 from ganfast.spec import ACTIVATIONS, MAX_WIDTH, MLPSpec
@@ -16,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "MAX_WIDTH", "MLP", "MLPSpec", "Discriminator", "Generator",
-    "extension_available", "mlp", "normal", "uniform",
+    "extension_available", "info", "mlp", "normal", "uniform",
 ]
 
 
