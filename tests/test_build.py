@@ -74,6 +74,13 @@ def key_dirs(cache):
     return [p for p in Path(cache).iterdir() if p.is_dir()]
 
 
+def key_dir_of(cache):
+    """The cache folder of this Python, torch and these sources (it must exist)."""
+    d = Path(cache) / _build.cache_key(_build.describe(CSRC, RT), RT)
+    assert d.is_dir(), (d, key_dirs(cache))
+    return d
+
+
 # --- flag lists -----------------------------------------------------------------------------------
 
 def test_read_flags_skips_comments_and_rejects_two_flags_on_a_line(tmp_path):
@@ -276,7 +283,7 @@ def _forged_cache(fresh_cache, tmp_path, **fields):
     _, cache = fresh_cache
     copy = tmp_path / "cache"
     shutil.copytree(cache, copy)
-    (key_dir,) = key_dirs(copy)
+    key_dir = key_dir_of(copy)
     stamp = json.loads((key_dir / _build.CACHE_STAMP).read_text())
     _build.write_json(key_dir / _build.CACHE_STAMP, {**stamp, **fields})
     return copy, key_dir
@@ -343,8 +350,7 @@ def test_no_compiler_names_the_cause_and_the_command(tmp_path):
 
 def _aot_install(fresh_cache, tmp_path, with_sources: bool, **forged):
     """A copy of the package with the built library as an ahead-of-time ganfast/_C*.so."""
-    _, cache = fresh_cache
-    (key_dir,) = key_dirs(cache)
+    key_dir = key_dir_of(fresh_cache[1])
     site = tmp_path / "site"
     pkg = site / "ganfast"
     shutil.copytree(REPO / "ganfast", pkg,
