@@ -2,7 +2,8 @@
 
     python -m ganfast info [--json]     what is loaded: versions, kernels' origin, ISA, CUDA, flags
     python -m ganfast build [--force]   compile the kernels for this torch now (into the cache),
-                                        showing the compiler's whole output
+                                        showing the compiler's whole output; retries a compile
+                                        that failed before; --force recompiles a good build
 """
 import json
 import sys
@@ -35,7 +36,7 @@ def _build_now(argv) -> int:
     try:
         desc = _build.describe(root, rt)
         library, stamp, compiled = _build.jit_library(root, desc, rt, say=_ext._say, force="--force" in argv,
-                                                      verbose=True)
+                                                      retry=True, verbose=True)
     except (_build.BuildUnavailable, _build.BuildFailed) as exc:
         print(f"ganfast: {exc}", file=sys.stderr)
         return 1

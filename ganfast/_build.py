@@ -374,14 +374,15 @@ def _exclusive(lock_path: Path, on_wait):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def jit_library(root: Path, desc: dict, rt: dict, *, say, force: bool = False, verbose: bool = False,
-                allow_compile: bool = True, why: str | None = None) -> tuple:
+def jit_library(root: Path, desc: dict, rt: dict, *, say, force: bool = False, retry: bool = False,
+                verbose: bool = False, allow_compile: bool = True, why: str | None = None) -> tuple:
     """(path of a `_C.so` built for this runtime, its stamp, compiled now?), compiling if needed.
 
     Several processes may call this at once with an empty cache (pytest-xdist, torchrun ranks):
     one compiles while the others wait on the folder's lock, then all load the same library.
     Raises BuildUnavailable (no compile possible or allowed) or BuildFailed (the compiler failed;
-    remembered in the folder, so later imports do not compile again until `force`).
+    remembered in the folder, so later imports do not compile again until `retry` or `force`).
+    `force` recompiles even a good build.
     """
     key_dir = cache_root() / cache_key(desc, rt)
     so = key_dir / "_C.so"
@@ -399,7 +400,7 @@ def jit_library(root: Path, desc: dict, rt: dict, *, say, force: bool = False, v
                 if stale is not None else f"no build for this torch in {key_dir}")
         raise BuildUnavailable(what, "`python -m ganfast build`")
     failed = read_json(key_dir / FAILED_NOTE)
-    if failed and not force:
+    if failed and not (force or retry):
         raise BuildFailed(failed.get("tail", ""), failed.get("log", ""))
     problem = compiler_problem(desc)
     if problem is not None:
@@ -411,7 +412,7 @@ def jit_library(root: Path, desc: dict, rt: dict, *, say, force: bool = False, v
         if stamp is not None and not force:  # built by the process we waited for
             return so, stamp, False
         failed = read_json(key_dir / FAILED_NOTE)
-        if failed and not force:
+        if failed and not (force or retry):
             raise BuildFailed(failed.get("tail", ""), failed.get("log", ""))
         say(f"ganfast: compiling kernels for {build_summary(desc, rt)}, about a minute or two "
             f"(once); cached in {key_dir}" + (f" ({why})" if why else ""))

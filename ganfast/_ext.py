@@ -87,6 +87,13 @@ def _load():
                       + exc.tail + f"\n(whole output: {exc.log})",
                       "fix": "fix the cause above, then `python -m ganfast build` compiles again and shows "
                              "the whole output"}
+    except OSError as exc:  # the cache folder cannot be written, say
+        return None, {"reason": prefix + f"the kernel cache {_build.cache_root()} is unusable: "
+                      f"{type(exc).__name__}: {exc}",
+                      "fix": "set GANFAST_CACHE to a writable folder"}
+    except Exception as exc:  # `import ganfast` must not fail because the kernels cannot be had
+        return None, {"reason": prefix + f"preparing the kernels' build failed: {type(exc).__name__}: {exc}",
+                      "fix": "`python -m ganfast build` shows the whole error"}
     try:
         module = _import_library(library)
     except (ImportError, OSError) as exc:

@@ -27,7 +27,7 @@ def pytest_report_header(config):
     info = ganfast.info()
     if not info["extension"]:
         return f"ganfast: compiled kernels unavailable ({info['unavailable_reason']})"
-    how = {"aot": "built at install", "cache": "cached build",
+    how = {"aot": "built at install", "cache": "from the cache",
            "jit": f"compiled just now in {info['build_seconds']} s"}[info["kernels_from"]]
     return (f"ganfast: kernels {how}, {info['library']}; CPU ISA {info['cpu_isa']}, "
             f"CUDA {'built' if info['cuda_built'] else 'not built'}")

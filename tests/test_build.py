@@ -412,6 +412,26 @@ def test_info_command(fresh_cache):
     assert "FallbackWarning" in off.stderr
 
 
+def test_build_command(fresh_cache, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "ganfast", "build"], cwd=REPO, env=child_env(fresh_cache[1]),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ganfast: kernels already built: " in out.stdout, out.stdout + out.stderr
+    assert "compiling" not in out.stderr
+    cxx, marker = _fake_compiler(tmp_path)  # a compile that fails: exit status 1 and the compiler's words
+    out = subprocess.run([sys.executable, "-m", "ganfast", "build"], cwd=REPO,
+                         env=child_env(tmp_path / "empty", CXX=str(cxx)), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "this compiler always fails" in out.stderr and marker.exists()
+
+
+def test_unwritable_cache_names_the_fix(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    res = run_child(child_env(blocker / "cache"))
+    message = _fallback_message(res)
+    assert f"the kernel cache {blocker / 'cache'} is unusable" in message
+    assert "Fix: set GANFAST_CACHE to a writable folder" in message
+
+
 def test_info_in_process():
     import ganfast
 
