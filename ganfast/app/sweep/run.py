@@ -197,8 +197,7 @@ class SweepRun(Run):
             if state.population:
                 s = scoring.score(self.groups[g].spec, state, n, seed)
                 s["lrs"] = state.lrs.detach().cpu().clone()
-                s["diverged"] = _diverged(state, epoch, self.history[-1]["diverged"][self.local[g]]
-                                          if self.history else None)
+                s["diverged"] = _diverged(state)
                 mine.append((self.local[g], s))
         record = {"epoch": torch.tensor(epoch), "samples": torch.tensor(n), "noise_seed": torch.tensor(seed)}
         parts = [p for rank_parts in self.comm.all_gather(mine) for p in rank_parts]
@@ -305,14 +304,6 @@ def _median(x: torch.Tensor) -> float:
     return statistics.median(finite) if finite else float("nan")
 
 
-def _diverged(state: GanState, epoch: int, before: torch.Tensor | None) -> torch.Tensor:
-    """(P,) int64: the epoch a member diverged (GanState.diverged), -1 while it is finite.
-
-    Until GanState.diverged lands (lib13, "MILESTONE diverged"), the interim answer: a member
-    whose parameters are not all finite diverged at the first evaluation that saw it (`before`:
-    its previous answer), a bound on the engine's exact epoch."""
-    if getattr(state, "diverged", None) is not None:
-        return state.diverged.detach().cpu().clone()
-    bad = ~(torch.isfinite(state.g_params).all(1) & torch.isfinite(state.d_params).all(1)).cpu()
-    out = torch.where(bad, epoch, -1) if before is None else before.clone()
-    return torch.where((out < 0) & bad, epoch, out)
+def _diverged(state: GanState) -> torch.Tensor:
+    """(P,) int64: the epoch a member diverged (GanState.diverged), -1 while it is finite."""
+    return state.diverged.detach().cpu().clone()
