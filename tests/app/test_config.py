@@ -19,7 +19,7 @@ from ganfast.app.config import (
 from ganfast.gan import GanSpec, NoiseSpec, OptimizerSpec, StepLR
 from ganfast.validate import SpecError
 
-TOY_PRESETS = ["devnag", "devnag-elu", "how-to-gan", "ring8", "vanilla"]
+TOY_PRESETS = ["devnag", "devnag-elu", "gaussian", "how-to-gan", "ring8", "vanilla"]
 IMAGE_PRESETS = ["cifar-conv", "dcgan", "digits-mlp", "mnist-mlp", "virtuo"]
 PRESETS = sorted(TOY_PRESETS + IMAGE_PRESETS)
 
