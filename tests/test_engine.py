@@ -720,6 +720,28 @@ def test_negative_epochs_argument_raises():
         call_op(init_state(cfg), description(cfg.gan_spec), -1)
 
 
+@pytest.mark.parametrize("train", [train_fused, train_reference], ids=["fused", "reference"])
+@pytest.mark.parametrize("epochs,shown", [(2.5, "float 2.5"), (True, "bool True"), (-1, "int -1"), ("3", "str '3'")])
+def test_bad_epochs_are_refused_not_truncated(train, epochs, shown):
+    """train_fused(cfg, s, 2.5) trained 2 epochs silently (issue 13)."""
+    cfg = small("devnag", population=1)
+    s = init_state(cfg)
+    before = s.clone()
+    with pytest.raises(ValueError, match=f"epochs must be an integer >= 0, got {shown}"):
+        train(cfg, s, epochs)
+    assert_states_equal(s, before)
+
+
+def test_numpy_epochs_are_integers():
+    import numpy as np
+
+    cfg = small("devnag", population=1)
+    a, b = init_state(cfg), init_state(cfg)
+    train_fused(cfg, a, np.int64(2))
+    train_fused(cfg, b, 2)
+    assert_states_equal(a, b)
+
+
 @pytest.mark.parametrize("field", ["offsets", "epochs"])
 def test_negative_counters_raise(field):
     cfg = _ring_cfg()
