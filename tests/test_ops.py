@@ -31,7 +31,10 @@ description, so each case differs and each run is the same).
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -680,6 +683,23 @@ def test_spec_takes_any_integer_width():
     spec = MLPSpec((np.int64(3), np.int32(4), 2), "tanh")
     assert spec.widths == (3, 4, 2) and all(type(w) is int for w in spec.widths)
     assert spec == MLPSpec((3, 4, 2), "tanh")
+
+
+@requires_ext
+def test_the_forced_cpu_isa_is_the_one_running():
+    """CI runs the op and engine tests once more with GANFAST_CPU_ISA=baseline (.ci/run): that
+    run must really be on the baseline kernels, not quietly on the AVX2 ones."""
+    from ganfast import _ext
+
+    forced = os.environ.get("GANFAST_CPU_ISA")
+    if forced:
+        assert _ext._C.CPU_ISA == forced
+    # and in a fresh interpreter, whatever this one runs
+    code = "import ganfast; from ganfast import _ext; print('ISA', _ext._C.CPU_ISA)"
+    env = {**os.environ, "GANFAST_CPU_ISA": "baseline"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "baseline", out.stdout
 
 
 @requires_ext
