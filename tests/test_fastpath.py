@@ -18,6 +18,7 @@ bitwise (through the fake mean/std metrics with frozen weights).
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -262,7 +263,47 @@ def _cpu_has(flag: str) -> bool:
 
 
 HAS_AVX2 = _cpu_has("avx2") and _cpu_has("fma")
-ISAS = ["baseline"] + (["avx2"] if HAS_AVX2 else [])
+HAS_AVX512 = all(_cpu_has(f) for f in ("avx512f", "avx512dq", "avx512bw", "avx512vl"))
+
+#: Every build this CPU can run, and the test-only 16-lane build (the AVX-512 build's logic).
+ISAS = ["baseline"] + (["avx2", "avx2x16"] if HAS_AVX2 else []) + (["avx512"] if HAS_AVX512 else [])
+
+CHILD = r"""
+import json, sys, torch
+import ganfast
+from ganfast import _ext
+print("RESULT " + json.dumps({"isa": _ext._C.CPU_ISA}))
+"""
+
+
+def _run_child(isa: str, code: str = CHILD, args=()):
+    env = dict(os.environ, GANFAST_CPU_ISA=isa)
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"GANFAST_CPU_ISA={isa} child failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(lines[-1][len("RESULT "):]), proc.stderr
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_forced_isa_is_used(isa):
+    out, err = _run_child(isa)
+    assert out["isa"] == isa, err
+
+
+def test_forcing_an_isa_the_cpu_lacks_falls_back_with_a_message():
+    if HAS_AVX512:
+        pytest.skip("this CPU runs the AVX-512 build")
+    out, err = _run_child("avx512")
+    assert out["isa"] == ("avx2" if HAS_AVX2 else "baseline")
+    assert "GANFAST_CPU_ISA=avx512, but this CPU cannot run that build" in err
+
+
+def test_unknown_isa_falls_back_with_a_message():
+    out, err = _run_child("sse9")
+    assert out["isa"] in ("baseline", "avx2", "avx512")
+    assert "unknown GANFAST_CPU_ISA=sse9" in err
+
 
 #: The engine and op tests, and this file's in-process tests, run again under every other build.
 ISA_SUITE = ["tests/test_fastpath.py", "tests/test_engine.py", "tests/test_ops.py"]
@@ -271,11 +312,12 @@ ISA_SUITE = ["tests/test_fastpath.py", "tests/test_engine.py", "tests/test_ops.p
 @pytest.mark.slow
 @pytest.mark.parametrize("isa", [i for i in ISAS if i != _ext._C.CPU_ISA] if _ext.AVAILABLE else [])
 def test_engine_and_op_tests_pass_under_every_build(isa):
-    """pytest on the engine, op and fast-path tests in a child process with GANFAST_CPU_ISA set."""
+    """pytest on the engine, op and fast-path tests in a child process with GANFAST_CPU_ISA set
+    (the child's own subprocess tests are left out: they run here)."""
     env = dict(os.environ, GANFAST_CPU_ISA=isa)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *ISA_SUITE,
-         "-k", "not under_every_build"],
+         "-k", "not under_every_build and not forced_isa and not falls_back"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     tail = "\n".join(proc.stdout.splitlines()[-30:])
     assert proc.returncode == 0, f"GANFAST_CPU_ISA={isa}:\n{tail}\n{proc.stderr[-3000:]}"

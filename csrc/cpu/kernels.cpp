@@ -1,6 +1,7 @@
 // Run-time choice of the CPU kernel build and of the engine's training loop (see kernels.h).
 #include "kernels.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -10,23 +11,68 @@ namespace ganfast {
 namespace cpu {
 namespace {
 
-bool use_avx2() {
+enum class Isa { kBaseline, kAvx2, kAvx512, kAvx2x16 };
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx2x16: return "avx2x16";
+    default: return "baseline";
+  }
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
-  const char* forced = std::getenv("GANFAST_CPU_ISA");
-  if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return false;
+bool cpu_has_avx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+// The four AVX-512 subsets kernels_avx512.cpp is compiled for (libgcc also checks that the OS
+// saves the zmm and mask registers).
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
 #else
-  return false;
+bool cpu_has_avx2() { return false; }
+bool cpu_has_avx512() { return false; }
 #endif
+
+Isa best_isa() {
+  if (cpu_has_avx512()) return Isa::kAvx512;
+  if (cpu_has_avx2()) return Isa::kAvx2;
+  return Isa::kBaseline;
+}
+
+Isa choose_isa() {
+  const char* forced = std::getenv("GANFAST_CPU_ISA");
+  if (forced == nullptr || *forced == '\0' || std::strcmp(forced, "auto") == 0) return best_isa();
+  const std::string f(forced);
+  if (f == "baseline") return Isa::kBaseline;
+  const Isa best = best_isa();
+  if (f == "avx2" || f == "avx2x16") {
+    if (cpu_has_avx2()) return f == "avx2" ? Isa::kAvx2 : Isa::kAvx2x16;
+  } else if (f == "avx512") {
+    if (cpu_has_avx512()) return Isa::kAvx512;
+  } else {
+    std::fprintf(stderr, "ganfast: unknown GANFAST_CPU_ISA=%s (baseline, avx2, avx512, avx2x16 or auto); using %s\n",
+                 forced, isa_name(best));
+    return best;
+  }
+  std::fprintf(stderr, "ganfast: GANFAST_CPU_ISA=%s, but this CPU cannot run that build; using %s\n", forced,
+               isa_name(best));
+  return best;
+}
+
+Isa isa() {
+  static const Isa chosen = choose_isa();
+  return chosen;
 }
 
 }  // namespace
 
-const char* kernel_isa() {
-  static const char* isa = use_avx2() ? "avx2" : "baseline";
-  return isa;
-}
+const char* kernel_isa() { return isa_name(isa()); }
 
 EnginePath engine_path() {
   const char* v = std::getenv("GANFAST_ENGINE_PATH");
@@ -50,7 +96,14 @@ void throw_no_fast_kernels(const core::GanDesc& d) {
 template <>
 const KernelTable<float>& kernels<float>() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const KernelTable<float> table = use_avx2() ? table_float_avx2() : table_float_base();
+  static const KernelTable<float> table = [] {
+    switch (isa()) {
+      case Isa::kAvx512: return table_float_avx512();
+      case Isa::kAvx2: return table_float_avx2();
+      case Isa::kAvx2x16: return table_float_avx2x16();
+      default: return table_float_base();
+    }
+  }();
 #else
   static const KernelTable<float> table = table_float_base();
 #endif
@@ -60,7 +113,14 @@ const KernelTable<float>& kernels<float>() {
 template <>
 const KernelTable<double>& kernels<double>() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const KernelTable<double> table = use_avx2() ? table_double_avx2() : table_double_base();
+  static const KernelTable<double> table = [] {
+    switch (isa()) {
+      case Isa::kAvx512: return table_double_avx512();
+      case Isa::kAvx2: return table_double_avx2();
+      case Isa::kAvx2x16: return table_double_avx2x16();
+      default: return table_double_base();
+    }
+  }();
 #else
   static const KernelTable<double> table = table_double_base();
 #endif
