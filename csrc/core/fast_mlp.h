@@ -93,7 +93,10 @@ template <typename T, class S, int HidAct, int OutAct>
 struct FastNet {
   using V = vec_t<T>;
   static constexpr int kL = Vec<T>::kLanes;
-  static constexpr int kC = 2;  // vectors per chunk
+#ifndef GF_FAST_CHUNK_VECTORS
+#define GF_FAST_CHUNK_VECTORS 2
+#endif
+  static constexpr int kC = GF_FAST_CHUNK_VECTORS;  // vectors per chunk
   static constexpr int kChunk = kC * kL;
   static constexpr int kLayers = S::kLayers;
   // The lane accumulators of the parameter gradient: one vector per parameter.
@@ -124,7 +127,7 @@ struct FastNet {
 #pragma GCC unroll 64
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int c = 0; c < kC; ++c) acc[r][c] = vsplat(b[o0 + r]);
+      for (int c = 0; c < kC; ++c) acc[r][c] = vbroadcast<V>(b[o0 + r]);
 #pragma GCC unroll 8
     for (int k = 0; k < K; ++k) {
       V x[kC];
@@ -132,7 +135,7 @@ struct FastNet {
       for (int c = 0; c < kC; ++c) x[c] = vload(h + k * hs + c * kL);
 #pragma GCC unroll 64
       for (int r = 0; r < R; ++r) {
-        const V wv = vsplat(Wt[(o0 + r) * K + k]);
+        const V wv = vbroadcast<V>(Wt[(o0 + r) * K + k]);
 #pragma GCC unroll 4
         for (int c = 0; c < kC; ++c) acc[r][c] = vmadd(wv, x[c], acc[r][c]);
       }
@@ -197,9 +200,23 @@ struct FastNet {
 
   // --- backward ----------------------------------------------------------------------------
 
-  // gh[i] = sum_o W[o][i] gz[o] for rows i0 .. i0 + R - 1 (a vmadd chain from 0, o ascending).
+  // The backward pass runs over super-chunks of kSuperChunks chunks: first, chunk by chunk, the
+  // gradient wrt every layer's pre-activation (and, with dropout, every layer's dropped input)
+  // into rows of kSuper samples; then, layer by layer, the weight- and bias-gradient sums over
+  // the super-chunk with blocks of accumulators held in registers (loaded from and stored back
+  // to the lane accumulators once per super-chunk). Per lane the sums run over the vectors of
+  // the batch in order, so the result does not depend on the super-chunk size.
+  static constexpr int kSuperChunks = 16;
+  static constexpr int64_t kSuper = kSuperChunks * kChunk;
+  // Scratch of backward(): gradients and dropped inputs, kSavedRows rows of kSuper each.
+  static constexpr int64_t kBackScratch = 2 * S::kSavedRows * kSuper;
+
+  // gh[i] = sum_o W[o][i] gz[o] for rows i0 .. i0 + R - 1 (a vmadd chain from 0, o ascending),
+  // then (hidden layers) back through the dropout and the activation of layer l - 1 whose
+  // output a_in (stride as) was: gh = f'(a_in) * dropout(gh).
   template <int l, int R>
-  static GF_VINLINE void input_grad_block(int i0, const T* P, const T* gz, T* gh, int64_t gs) {
+  static GF_VINLINE void input_grad_block(int i0, const T* P, T param, const T* gz, int64_t zs, T* gh, int64_t gs,
+                                          const T* a_in, int64_t as, const uint32_t* mask, const Dropout& dr) {
     constexpr int K = S::w[l], M = S::w[l + 1];
     const T* Wt = P + S::weight_offset(l);
     V acc[R][kC];
@@ -211,10 +228,10 @@ struct FastNet {
     for (int o = 0; o < M; ++o) {
       V g[kC];
 #pragma GCC unroll 4
-      for (int c = 0; c < kC; ++c) g[c] = vload(gz + o * kChunk + c * kL);
+      for (int c = 0; c < kC; ++c) g[c] = vload(gz + o * zs + c * kL);
 #pragma GCC unroll 64
       for (int r = 0; r < R; ++r) {
-        const V wv = vsplat(Wt[o * K + i0 + r]);
+        const V wv = vbroadcast<V>(Wt[o * K + i0 + r]);
 #pragma GCC unroll 4
         for (int c = 0; c < kC; ++c) acc[r][c] = vmadd(wv, g[c], acc[r][c]);
       }
@@ -222,93 +239,128 @@ struct FastNet {
 #pragma GCC unroll 64
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-      for (int c = 0; c < kC; ++c) vstore(gh + (i0 + r) * gs + c * kL, acc[r][c]);
-  }
-
-  template <int l>
-  static GF_VINLINE void input_grad_rows(const T* P, const T* gz, T* gh, int64_t gs) {
-    constexpr int K = S::w[l], R = kBlockRows<K>, full = kBlockedRows<K>;
-    for (int i0 = 0; i0 < full; i0 += R) input_grad_block<l, R>(i0, P, gz, gh, gs);
-    if constexpr (full < K) input_grad_block<l, K - full>(full, P, gz, gh, gs);
-  }
-
-  // acc[W[o][i]] += gz[o] h[i] and acc[b[o]] += gz[o], lane by lane, for layer l on one chunk.
-  template <int l>
-  static GF_VINLINE void accumulate(const T* gz, const T* h, int64_t hs, T* acc) {
-    constexpr int K = S::w[l], M = S::w[l + 1];
-    T* aw = acc + S::weight_offset(l) * kL;
-    T* ab = acc + S::bias_offset(l) * kL;
-    V hv[K <= 8 ? K : 1][kC];  // small layers keep the chunk's inputs in registers
-    if constexpr (K <= 8) {
-#pragma GCC unroll 8
-      for (int i = 0; i < K; ++i)
-#pragma GCC unroll 4
-        for (int c = 0; c < kC; ++c) hv[i][c] = vload(h + i * hs + c * kL);
-    }
-#pragma GCC unroll 1
-    for (int o = 0; o < M; ++o) {
-      V g[kC];
-#pragma GCC unroll 4
-      for (int c = 0; c < kC; ++c) g[c] = vload(gz + o * kChunk + c * kL);
-      V sb = vload(ab + o * kL);
-#pragma GCC unroll 4
-      for (int c = 0; c < kC; ++c) sb = sb + g[c];
-      vstore(ab + o * kL, sb);
-#pragma GCC unroll 8
-      for (int i = 0; i < K; ++i) {
-        V s = vload(aw + (o * K + i) * kL);
-#pragma GCC unroll 4
-        for (int c = 0; c < kC; ++c) s = vmadd(g[c], K <= 8 ? hv[K <= 8 ? i : 0][c] : vload(h + i * hs + c * kL), s);
-        vstore(aw + (o * K + i) * kL, s);
+      for (int c = 0; c < kC; ++c) {
+        V g = acc[r][c];
+        if constexpr (l > 0) {
+          if (dr.on) g = vdropout(g, mask + (i0 + r) * as + c * kL, dr.thr, dr.scale);
+          g = vscale_by_act_grad_c<act_of<l - 1>()>(param, vload(a_in + (i0 + r) * as + c * kL), g);
+        }
+        vstore(gh + (i0 + r) * gs + c * kL, g);
       }
-    }
+  }
+
+  template <int l>
+  static GF_VINLINE void input_grad_rows(const T* P, T param, const T* gz, int64_t zs, T* gh, int64_t gs,
+                                         const T* a_in, int64_t as, const uint32_t* mask, const Dropout& dr) {
+    constexpr int K = S::w[l], R = kBlockRows<K>, full = kBlockedRows<K>;
+    for (int i0 = 0; i0 < full; i0 += R) input_grad_block<l, R>(i0, P, param, gz, zs, gh, gs, a_in, as, mask, dr);
+    if constexpr (full < K) input_grad_block<l, K - full>(full, P, param, gz, zs, gh, gs, a_in, as, mask, dr);
   }
 
   struct Back {
     const T* g_out;  // (w_L x Np), zero in the padding lanes
     T* acc;          // kAccValues lane accumulators (zeroed by the caller), or null: no parameter gradient
     T* g_x;          // (w_0 x Np), or null
+    T* scratch;      // kBackScratch values
   };
 
-  // Layer l of the backward pass on one chunk: gz (w_{l+1} x kChunk) holds the gradient wrt
-  // the layer's pre-activation.
+  // Phase 1, layer l on one chunk: gz (rows of zs) holds the gradient wrt the layer's
+  // pre-activation; writes layer l - 1's (or g_x), and the dropped input when it is needed.
   template <int l>
-  static GF_VINLINE void bwd_layer(const MlpDesc& d, const T* P, const T* x, const T* saved, int64_t Np,
-                                   const uint32_t* masks, const Dropout& dr, const Back& bk, T* gz, T* gh, T* hd) {
+  static GF_VINLINE void chunk_grads(const MlpDesc& d, const T* P, const T* x, const T* saved, int64_t Np,
+                                     const uint32_t* masks, const Dropout& dr, const Back& bk, T* gzs, T* hds,
+                                     int64_t zoff) {
     if constexpr (l >= 0) {
       constexpr int K = S::w[l];
       const bool drop = dr.on && l > 0;
       const T* a_in = l == 0 ? x : saved + S::saved_row(l - 1) * Np;  // before dropout
       const uint32_t* mask = drop ? masks + S::saved_row(l - 1) * Np : nullptr;
-      if (bk.acc != nullptr) {
-        if (drop) {  // the layer's input as the forward pass saw it
-#pragma GCC unroll 8
-          for (int i = 0; i < K; ++i)
-#pragma GCC unroll 4
-            for (int c = 0; c < kC; ++c)
-              vstore(hd + i * kChunk + c * kL,
-                     vdropout(vload(a_in + i * Np + c * kL), mask + i * Np + c * kL, dr.thr, dr.scale));
-          accumulate<l>(gz, hd, kChunk, bk.acc);
-        } else {
-          accumulate<l>(gz, a_in, Np, bk.acc);
-        }
-      }
-      if constexpr (l == 0) {
-        if (bk.g_x != nullptr) input_grad_rows<0>(P, gz, bk.g_x, Np);
-      } else {
-        input_grad_rows<l>(P, gz, gh, kChunk);
-        const T param = T(d.act_params[l - 1]);
+      if (bk.acc != nullptr && drop) {  // the layer's input as the forward pass saw it
+        T* hd = hds + S::saved_row(l - 1) * kSuper + zoff;
 #pragma GCC unroll 8
         for (int i = 0; i < K; ++i)
 #pragma GCC unroll 4
-          for (int c = 0; c < kC; ++c) {
-            V g = vload(gh + i * kChunk + c * kL);
-            if (drop) g = vdropout(g, mask + i * Np + c * kL, dr.thr, dr.scale);
-            g = vscale_by_act_grad_c<act_of<l - 1>()>(param, vload(a_in + i * Np + c * kL), g);
-            vstore(gh + i * kChunk + c * kL, g);
-          }
-        bwd_layer<l - 1>(d, P, x, saved, Np, masks, dr, bk, gh, gz, hd);
+          for (int c = 0; c < kC; ++c)
+            vstore(hd + i * kSuper + c * kL,
+                   vdropout(vload(a_in + i * Np + c * kL), mask + i * Np + c * kL, dr.thr, dr.scale));
       }
+      const T* gz = gzs + S::saved_row(l) * kSuper + zoff;
+      if constexpr (l == 0) {
+        if (bk.g_x != nullptr) input_grad_rows<0>(P, T(0), gz, kSuper, bk.g_x, Np, nullptr, 0, nullptr, dr);
+      } else {
+        Dropout here = dr;
+        here.on = drop;
+        input_grad_rows<l>(P, T(d.act_params[l - 1]), gz, kSuper, gzs + S::saved_row(l - 1) * kSuper + zoff, kSuper,
+                           a_in, Np, mask, here);
+        chunk_grads<l - 1>(d, P, x, saved, Np, masks, dr, bk, gzs, hds, zoff);
+      }
+    }
+  }
+
+  // Phase 2, layer l: acc[W[o][i]] += gz[o] h[i], acc[b[o]] += gz[o] over `vecs` vectors, for
+  // rows o0 .. o0 + RO - 1 and inputs i0 .. i0 + RI - 1 (the bias with the first inputs).
+  template <int l, int RO, int RI>
+  static GF_VINLINE void sum_block(int o0, int i0, const T* gz, const T* h, int64_t hs, int64_t vecs, T* acc) {
+    constexpr int K = S::w[l];
+    T* aw = acc + S::weight_offset(l) * kL;
+    T* ab = acc + S::bias_offset(l) * kL;
+    const bool bias = i0 == 0;
+    V sw[RO][RI], sb[RO];
+#pragma GCC unroll 8
+    for (int r = 0; r < RO; ++r) {
+      sb[r] = bias ? vload(ab + (o0 + r) * kL) : V{};
+#pragma GCC unroll 8
+      for (int i = 0; i < RI; ++i) sw[r][i] = vload(aw + ((o0 + r) * K + i0 + i) * kL);
+    }
+    for (int64_t v = 0; v < vecs; ++v) {
+      V hv[RI];
+#pragma GCC unroll 8
+      for (int i = 0; i < RI; ++i) hv[i] = vload(h + (i0 + i) * hs + v * kL);
+#pragma GCC unroll 8
+      for (int r = 0; r < RO; ++r) {
+        const V g = vload(gz + (o0 + r) * kSuper + v * kL);
+        if (bias) sb[r] = sb[r] + g;
+#pragma GCC unroll 8
+        for (int i = 0; i < RI; ++i) sw[r][i] = vmadd(g, hv[i], sw[r][i]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RO; ++r) {
+      if (bias) vstore(ab + (o0 + r) * kL, sb[r]);
+#pragma GCC unroll 8
+      for (int i = 0; i < RI; ++i) vstore(aw + ((o0 + r) * K + i0 + i) * kL, sw[r][i]);
+    }
+  }
+
+  // Blocks of RO rows by RI inputs: about 12 accumulators, the rest in registers too.
+  template <int l, int RO>
+  static GF_VINLINE void sum_rows(int o0, const T* gz, const T* h, int64_t hs, int64_t vecs, T* acc) {
+    constexpr int K = S::w[l];
+    constexpr int RI0 = RO <= 1 ? 8 : RO <= 2 ? 4 : 2;
+    constexpr int RI = RI0 < K ? RI0 : K;
+    constexpr int full = K - K % RI;
+    for (int i0 = 0; i0 < full; i0 += RI) sum_block<l, RO, RI>(o0, i0, gz, h, hs, vecs, acc);
+    if constexpr (full < K) sum_block<l, RO, K - full>(o0, full, gz, h, hs, vecs, acc);
+  }
+
+  template <int l>
+  static GF_VINLINE void sum_layers(const T* x, const T* saved, int64_t Np, const Dropout& dr, const T* gzs,
+                                    const T* hds, int64_t vecs, T* acc) {
+    if constexpr (l < kLayers) {
+      constexpr int M = S::w[l + 1], RO = M < 4 ? M : 4, full = M - M % RO;
+      const T* gz = gzs + S::saved_row(l) * kSuper;
+      const T* h;
+      int64_t hs;
+      if (l == 0) {
+        h = x, hs = Np;
+      } else if (dr.on) {
+        h = hds + S::saved_row(l - 1) * kSuper, hs = kSuper;
+      } else {
+        h = saved + S::saved_row(l - 1) * Np, hs = Np;
+      }
+      for (int o0 = 0; o0 < full; o0 += RO) sum_rows<l, RO>(o0, gz, h, hs, vecs, acc);
+      if constexpr (full < M) sum_rows<l, M - full>(full, gz, h, hs, vecs, acc);
+      sum_layers<l + 1>(x, saved, Np, dr, gzs, hds, vecs, acc);
     }
   }
 
@@ -317,21 +369,26 @@ struct FastNet {
   static GF_NOINLINE void backward(const MlpDesc& d, const T* P, const T* x, const T* saved, int64_t Np,
                                   const uint32_t* masks, const Dropout& dr, const Back& bk) {
     constexpr int L = kLayers, M = S::kOut;
-    alignas(64) T gz[S::kMaxWidth * kChunk], gh[S::kMaxWidth * kChunk], hd[S::kMaxWidth * kChunk];
+    T* gzs = bk.scratch;
+    T* hds = bk.scratch + S::kSavedRows * kSuper;
     const T param = T(d.act_params[L - 1]);
-    const T* y = saved + S::saved_row(L - 1) * Np;
-    for (int64_t n0 = 0; n0 < Np; n0 += kChunk) {
+    for (int64_t s0 = 0; s0 < Np; s0 += kSuper) {
+      const int64_t len = Np - s0 < kSuper ? Np - s0 : kSuper;
+      for (int64_t z0 = 0; z0 < len; z0 += kChunk) {
+        const int64_t n0 = s0 + z0;
+        const T* y = saved + S::saved_row(L - 1) * Np + n0;
+        T* gz = gzs + S::saved_row(L - 1) * kSuper + z0;
 #pragma GCC unroll 8
-      for (int o = 0; o < M; ++o)
+        for (int o = 0; o < M; ++o)
 #pragma GCC unroll 4
-        for (int c = 0; c < kC; ++c)
-          vstore(gz + o * kChunk + c * kL,
-                 vscale_by_act_grad_c<OutAct>(param, vload(y + o * Np + n0 + c * kL),
-                                              vload(bk.g_out + o * Np + n0 + c * kL)));
-      Back b = bk;
-      b.g_out = nullptr;
-      if (b.g_x != nullptr) b.g_x += n0;
-      bwd_layer<L - 1>(d, P, x + n0, saved + n0, Np, masks + (dr.on ? n0 : 0), dr, b, gz, gh, hd);
+          for (int c = 0; c < kC; ++c)
+            vstore(gz + o * kSuper + c * kL, vscale_by_act_grad_c<OutAct>(param, vload(y + o * Np + c * kL),
+                                                                          vload(bk.g_out + o * Np + n0 + c * kL)));
+        Back b = bk;
+        if (b.g_x != nullptr) b.g_x += n0;
+        chunk_grads<L - 1>(d, P, x + n0, saved + n0, Np, masks + (dr.on ? n0 : 0), dr, b, gzs, hds, z0);
+      }
+      if (bk.acc != nullptr) sum_layers<0>(x + s0, saved + s0, Np, dr, gzs, hds, len / kL, bk.acc);
     }
   }
 

@@ -113,6 +113,7 @@ class FastTrainer {
         d_masks_(!kMoments && desc.d.has_dropout() ? DS::kSavedRows * Np_ : 0), feats_(4), g_feats_(kMoments ? 4 : DS::kIn * Np_),
         g_fake_(GS::kOut * Np_), d_out_grad_(Np_), grad_g_(GS::kParams), grad_d_(DS::kParams),
         acc_g_(GNet::kAccValues), acc_d_(kMoments ? 0 : DNet::kAccValues),
+        back_(std::max<int64_t>(GNet::kBackScratch, kMoments ? 0 : DNet::kBackScratch)),
         tmp_(std::max(desc.noise.dim, desc.data.dim) * desc.batch),
         words_(std::max<int64_t>(desc.batch * std::max(GS::kMaxWidth, DS::kMaxWidth), 1)) {
     gdr_ = dropout_of(desc.g);
@@ -216,7 +217,8 @@ class FastTrainer {
         loss = -loss;
         for (int64_t i = 0; i < N_; ++i) gp[i] = -gp[i];
       }
-      typename DNet::Back bk{gp, want_params ? acc_d_.data() : nullptr, want_input ? g_feats_.data() : nullptr};
+      typename DNet::Back bk{gp, want_params ? acc_d_.data() : nullptr, want_input ? g_feats_.data() : nullptr,
+                             back_.data()};
       DNet::backward(g_.d, s.d_params, feats, d_saved_.data(), Np_, d_masks_.data(), ddr_, bk);
       return loss;
     }
@@ -258,7 +260,7 @@ class FastTrainer {
       g_fake = g_fake_.data();
     }
     std::fill(acc_g_.begin(), acc_g_.end(), T(0));
-    typename GNet::Back bk{g_fake, acc_g_.data(), nullptr};
+    typename GNet::Back bk{g_fake, acc_g_.data(), nullptr, back_.data()};
     GNet::backward(g_.g, s.g_params, noise_.data(), g_saved_.data(), Np_, g_masks_.data(), gdr_, bk);
     std::fill(grad_g_.begin(), grad_g_.end(), T(0));
     GNet::reduce(acc_g_.data(), grad_g_.data());
@@ -284,7 +286,7 @@ class FastTrainer {
   std::vector<uint32_t> g_masks_;
   std::vector<T> d_saved_;
   std::vector<uint32_t> d_masks_;
-  std::vector<T> feats_, g_feats_, g_fake_, d_out_grad_, grad_g_, grad_d_, acc_g_, acc_d_, tmp_;
+  std::vector<T> feats_, g_feats_, g_fake_, d_out_grad_, grad_g_, grad_d_, acc_g_, acc_d_, back_, tmp_;
   std::vector<uint32_t> words_;
 };
 

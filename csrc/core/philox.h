@@ -179,18 +179,22 @@ GF_VINLINE void philox_rounds(uint64_t seed, U& c0, U& c1, U& c2, U& c3) {
   }
 }
 
-// Blocks first + lane * stride, one per lane: the four words of each, word r in cr.
+// Blocks first + lane * stride, one per lane: the four words of each, word r in cr. The 64-bit
+// counters in vectors: low words first + lane * stride (mod 2^32; lane * stride < 2^32), high
+// words + 1 where the low word wrapped.
 template <typename U>
 GF_VINLINE void philox_blocks_strided(uint64_t seed, uint64_t first, uint64_t stride, U* c0, U* c1, U* c2, U* c3) {
   constexpr int W = vlanes<U>();
-  alignas(64) uint32_t lo[W], hi[W];  // the 64-bit block counters, split
-  for (int j = 0; j < W; ++j) {
-    const uint64_t x = first + stride * static_cast<uint64_t>(j);
-    lo[j] = static_cast<uint32_t>(x);
-    hi[j] = static_cast<uint32_t>(x >> 32);
-  }
-  *c0 = vload_as<U>(lo);
-  *c1 = vload_as<U>(hi);
+  alignas(64) uint32_t step[W];
+  for (int j = 0; j < W; ++j) step[j] = static_cast<uint32_t>(j * stride);
+  const uint32_t lo0 = static_cast<uint32_t>(first), hi0 = static_cast<uint32_t>(first >> 32);
+  const U lo = vbroadcast<U>(lo0) + vload_as<U>(step);
+  // (lo < lo0) as a lane mask: unsigned compare written with the sign bit flipped, so that it
+  // is one signed compare per native vector (the wide test build splits it)
+  using I = vbits_t<U>;
+  const I wrapped = vlt_signed(reinterpret_cast<I>(lo ^ 0x80000000u), reinterpret_cast<I>(vbroadcast<U>(lo0 ^ 0x80000000u)));
+  *c0 = lo;
+  *c1 = vbroadcast<U>(hi0) - reinterpret_cast<U>(wrapped);  // the mask is -1 where wrapped
   *c2 = *c3 = U{};
   philox_rounds(seed, *c0, *c1, *c2, *c3);
 }

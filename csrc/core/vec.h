@@ -20,6 +20,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "common.h"
 
@@ -108,6 +109,8 @@ GF_VINLINE void vstore(velem_t<V>* p, V v) {
   std::memcpy(p, &v, sizeof(v));
 }
 
+// x in every lane. vsplat (mlp.h's products) adds x to a zero vector, which GCC must keep as an
+// add (-0 + 0 is +0: a -0 becomes +0); vbroadcast (below) is a plain broadcast (the fast path's).
 template <typename T>
 GF_VINLINE vec_t<T> vsplat(T x) {
   return vec_t<T>{} + x;
@@ -139,6 +142,20 @@ GF_VINLINE V vjoin(vhalf_t<V> lo, vhalf_t<V> hi) {
   std::memcpy(&v, &lo, sizeof(lo));
   std::memcpy(reinterpret_cast<char*>(&v) + sizeof(lo), &hi, sizeof(hi));
   return v;
+}
+
+template <typename V, size_t... I>
+GF_VINLINE V vbroadcast_impl(velem_t<V> x, std::index_sequence<I...>) {
+  return V{(static_cast<void>(I), x)...};  // every element x: GCC's vec_duplicate, one broadcast
+}
+template <typename V>
+GF_VINLINE V vbroadcast(velem_t<V> x) {
+  if constexpr (sizeof(V) > static_cast<size_t>(kNativeBytes)) {
+    const vhalf_t<V> h = vbroadcast<vhalf_t<V>>(x);
+    return vjoin<V>(h, h);
+  } else {
+    return vbroadcast_impl<V>(x, std::make_index_sequence<vlanes<V>()>{});
+  }
 }
 
 // c + a * b, lane by lane: madd (fastmath.h) on vectors. One rounding in the FMA builds.
@@ -219,6 +236,18 @@ GF_VINLINE V vmax(V a, V b) {
 #endif
   } else {
     return a > b ? a : b;
+  }
+}
+
+// a < b on signed integer lanes, as a lane mask (-1 / 0), one compare per native vector.
+template <typename I>
+GF_VINLINE I vlt_signed(I a, I b) {
+  if constexpr (sizeof(I) > static_cast<size_t>(kNativeBytes)) {
+    vhalf_t<I> a0, a1, b0, b1;
+    vsplit(a, &a0, &a1), vsplit(b, &b0, &b1);
+    return vjoin<I>(vlt_signed(a0, b0), vlt_signed(a1, b1));
+  } else {
+    return a < b;
   }
 }
 

@@ -833,7 +833,9 @@ static void test_fast_net_matches_mlp() {
   for (int r = 0; r < S::kSavedRows; ++r)
     for (int64_t n = 0; n < N; ++n) differ += saved[r * N + n] != sp[r * Np + n];
   CHECK_MSG(differ == 0, "%d saved values differ from mlp_forward's", differ);
-  Net::backward(d, P.data(), xp.data(), sp.data(), Np, mp.data(), dr, typename Net::Back{gp.data(), acc.data(), fx.data()});
+  std::vector<double> back(Net::kBackScratch);
+  Net::backward(d, P.data(), xp.data(), sp.data(), Np, mp.data(), dr,
+                typename Net::Back{gp.data(), acc.data(), fx.data(), back.data()});
   Net::reduce(acc.data(), fP.data());
   for (int64_t n = 0; n < N; ++n) CHECK_MSG(fx[n] == gx[n], "g_x[%lld]: %.17g vs %.17g", static_cast<long long>(n), fx[n], gx[n]);
   const double err = max_rel(fP, gP);
