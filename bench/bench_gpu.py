@@ -32,7 +32,7 @@ from torch import nn, optim
 
 import ganfast
 from ganfast import _ext
-from ganfast.config import load_preset
+from ganfast.app.config import load_preset
 from ganfast.engine import train_fused
 from ganfast.state import init_state
 

@@ -17,11 +17,12 @@ import pytest
 import torch
 from torch import nn
 
-from ganfast.config import load_preset
-from ganfast.datasets import load_digits
-from ganfast.image_run import QUALITY_NOISE_SEED, QUALITY_SAMPLES
-from ganfast.image_train import ImageTrainer, fixed_noise
-from ganfast.quality import score_digits
+from ganfast.app.config import load_preset
+from ganfast.app.datasets import load_digits
+from ganfast.app.image_run import QUALITY_NOISE_SEED, QUALITY_SAMPLES
+from ganfast.app.image_train import ImageTrainer
+from ganfast.app.run import fixed_noise
+from ganfast.app.quality import score_digits
 
 GROUP = "digits-mlp epoch (28 iterations)"
 

@@ -24,7 +24,7 @@ import torch  # noqa: E402
 pytest.importorskip("jax", reason="jax is not installed (pip install -e .[bench])")
 
 import jax_devnag  # noqa: E402
-from ganfast.config import load_preset  # noqa: E402
+from ganfast.app.config import load_preset  # noqa: E402
 from ganfast.engine import train_fused  # noqa: E402
 from ganfast.state import init_state  # noqa: E402
 

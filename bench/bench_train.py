@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganfast.config import load_preset
+from ganfast.app.config import load_preset
 from ganfast.engine import train_fused
 from ganfast.reference_train import train_reference
 from ganfast.state import init_state

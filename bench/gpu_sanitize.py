@@ -28,7 +28,7 @@ def main() -> int:
     if not (ganfast.extension_available() and _ext.WITH_CUDA and torch.cuda.is_available()):
         print("gpu_sanitize: needs a CUDA device and ganfast built with CUDA; nothing to do")
         return 1
-    from ganfast.config import load_preset
+    from ganfast.app.config import load_preset
     from ganfast.engine import train_fused
     from ganfast.spec import MLPSpec
     from ganfast.state import init_state

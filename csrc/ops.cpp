@@ -40,13 +40,12 @@ TORCH_LIBRARY(ganfast, m) {
   // of a batch of real images, is work nobody reads.
   // The whole toy-GAN loop for a population of P GANs, num_epochs epochs, in place on the
   // state tensors; returns the (P, 5) metrics of the last epoch (docs/design.md, "Engine").
+  // `desc` is the GAN's description packed into one float64 CPU tensor (layout: engine_args.h).
   m.def(
       "gan_train_(Tensor(a!) g_params, Tensor(b!) d_params, Tensor(c!) g_opt, Tensor(d!) d_opt, "
-      "Tensor(e!) offsets, Tensor(f!) epochs, Tensor seeds, Tensor lrs, "
-      "int[] g_widths, int[] g_acts, float[] g_act_params, float g_dropout, "
-      "int[] d_widths, int[] d_acts, float[] d_act_params, float d_dropout, int d_input, "
-      "int noise_kind, int noise_dim, float noise_a, float noise_b, "
-      "int data_dim, float[] data_centers, float[] data_cum_weights, float[] data_std, int batch, "
-      " int d_steps, int g_steps, int g_loss, "
-      "int[] opt_kinds, float[] opt_d, float[] opt_g, int num_epochs) -> Tensor metrics");
+      "Tensor(e!) offsets, Tensor(f!) epochs, Tensor seeds, Tensor lrs, Tensor desc, int num_epochs) "
+      "-> Tensor metrics");
+  // Reads a packed description and checks every field, as gan_train_ does: ganfast.engine calls
+  // it once when it packs a description, so a bad one fails where it is built.
+  m.def("gan_check_description(Tensor desc) -> ()");
 }

@@ -20,10 +20,17 @@ def _fused_device_ok(device: torch.device) -> bool:
     return device.type == "cpu" or (device.type == "cuda" and _ext.WITH_CUDA)
 
 
-def fused_unavailable_reason(spec: MLPSpec | None, device, dtype) -> str | None:
-    """Why the fused kernels cannot run this call, or None when they can."""
+def fused_unavailable_reason(spec, device, dtype) -> str | None:
+    """Why the fused kernels cannot run this call, or None when they can. `spec`: an MLPSpec,
+    several (a tuple: every one must fit, e.g. a GanSpec's G and D for the engine), or None
+    (the samplers)."""
     device_type = device.type if isinstance(device, torch.device) else torch.device(device or "cpu").type
-    return _fused_unavailable_reason(spec, device_type, dtype)
+    specs = spec if isinstance(spec, tuple) else (spec,)
+    for one in specs:
+        reason = _fused_unavailable_reason(one, device_type, dtype)
+        if reason is not None:
+            return reason
+    return None
 
 
 @functools.lru_cache(maxsize=256)  # asked on every call; the answer depends on these alone
@@ -126,8 +133,8 @@ def normal(n: int, seed: int, offset: int = 0, mean: float = 0.0, std: float = 1
 
 def noise(cfg, n: int, seed: int, offset: int = 0, *, dtype=torch.float32, device=None,
           backend: str = "auto"):
-    """n generator inputs (n, cfg.dim) of a NoiseConfig (uniform or normal) from the Philox
-    stream (seed, offset); they take noise_words(cfg, n) words."""
+    """n generator inputs (n, cfg.dim) of a ganfast.gan.NoiseSpec (uniform or normal) from the
+    Philox stream (seed, offset); they take noise_words(cfg, n) words."""
     if cfg.kind == "uniform":
         x = uniform(n * cfg.dim, seed, offset, cfg.low, cfg.high, dtype=dtype, device=device, backend=backend)
     else:

@@ -37,6 +37,16 @@ def _(grad_out, x, params, saved, widths, acts, act_params, dropout, seed, offse
             torch.empty_like(params) if want_params else params.new_empty((0,)))
 
 
+@torch.library.register_fake("ganfast::gan_train_")
+def _(g_params, d_params, g_opt, d_opt, offsets, epochs, seeds, lrs, desc, num_epochs):
+    return g_params.new_empty((g_params.shape[0], 5), dtype=torch.float64)
+
+
+@torch.library.register_fake("ganfast::gan_check_description")
+def _(desc):
+    return None
+
+
 # Autograd for mlp_forward is registered in C++ (csrc/autograd.cpp): a Python backward would
 # cost more than the fused kernels themselves for the toy networks.
 

@@ -58,6 +58,14 @@ def derived_seed(seed: int, shift: int) -> int:
     return (int(seed) + int(shift)) % _INT64_LIMIT
 
 
+#: Streams set aside from a run's seed, derived_seed(seed, shift): the fixed noise batch that the
+#: animation frames and sample grids are drawn from, the noise of the final samples (summaries,
+#: the digits' quality score), and the order of an image data set's epochs.
+FIXED_NOISE_SHIFT = 1_000_003
+FINAL_NOISE_SHIFT = 2_000_003
+DATA_ORDER_SHIFT = 3_000_017
+
+
 def _check_offset(offset) -> int:
     offset = _as_int(offset, "offset")
     if not 0 <= offset < _INT64_LIMIT:

@@ -1,22 +1,21 @@
 """The toy GAN loop in plain PyTorch, written the way the seed projects write it: nn modules,
 torch.optim, nn.BCELoss, loss.backward(). It is the oracle the fused engine is tested against
-and the `--backend torch` path of the CLI.
+and the `--backend torch` path of the CLI. Its D and G updates are ganfast.steps.GanSteps.
 
 It draws every random number from the member's Philox stream in the order the engine does
 (docs/design.md, "Training loop"), so the two agree to rounding.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
-from torch import nn
 
-from ganfast.config import TrainConfig
+from ganfast.gan import as_gan_spec
 from ganfast.modules import Discriminator, Generator
 from ganfast.random import PhiloxStream
 from ganfast.state import GanState
+from ganfast.steps import GanSteps, make_optimizer, set_epoch_lr
 
 
 def moments(d: torch.Tensor) -> torch.Tensor:
@@ -34,16 +33,17 @@ def moments(d: torch.Tensor) -> torch.Tensor:
 class Sampler:
     """Noise and real data from a PhiloxStream, row-major (N, dim)."""
 
-    def __init__(self, cfg: TrainConfig, stream: PhiloxStream, dtype, device):
-        self.cfg, self.stream, self.dtype, self.device = cfg, stream, dtype, device
-        centers, std, weights = cfg.data.components()
+    def __init__(self, spec, stream: PhiloxStream, dtype, device):
+        self.spec, self.stream, self.dtype, self.device = as_gan_spec(spec), stream, dtype, device
+        data = self.spec.data
+        centers, std, weights = data.centers, data.std, data.weights
         self.centers = torch.tensor(centers, dtype=torch.float64, device=device)
         self.std = torch.tensor(std, dtype=torch.float64, device=device)
         cum = torch.cumsum(torch.tensor(weights, dtype=torch.float64), 0)
         self.cum = cum.to(device)
 
     def noise(self) -> torch.Tensor:
-        n, z = self.cfg.batch_size, self.cfg.noise
+        n, z = self.spec.batch_size, self.spec.noise
         if z.kind == "uniform":
             x = self.stream.uniform(n * z.dim, z.low, z.high, self.dtype, self.device)
         else:
@@ -51,7 +51,7 @@ class Sampler:
         return x.view(n, z.dim)
 
     def data(self) -> torch.Tensor:
-        n, dim = self.cfg.batch_size, self.cfg.data.dim
+        n, dim = self.spec.batch_size, self.spec.data.dim
         comp = torch.zeros(n, dtype=torch.int64, device=self.device)
         if len(self.cum) > 1:
             u = (self.stream.words(n, self.device) >> 8).to(torch.float64) * 2.0 ** -24
@@ -82,121 +82,39 @@ def _save_opt_state(opt, o, param, buf):
         buf[:n], buf[n:] = st["exp_avg"], st["exp_avg_sq"]
 
 
-class GanSteps:
-    """One D update and one G update, the seeds' way: nn.BCELoss, D trained on real -> 1 and
-    fake -> 0 (fake detached from G), G on the non-saturating target 1 (or the minimax
-    -log(1 - D(G(z)))), each an optimizer step. The toy trainer below and the image trainer
-    (ganfast.image_train) both train with this; they differ only in where batches come from.
-
-    `real` and `noise` are called for each batch, in the order the step needs them, so a
-    shared random stream is consumed in the same order as the fused engine's."""
-
-    def __init__(self, G: nn.Module, D: nn.Module, d_opt, g_opt, generator_loss: str, features=None):
-        self.G, self.D, self.d_opt, self.g_opt = G, D, d_opt, g_opt
-        self.minimax = generator_loss == "minimax"
-        self.features = features if features is not None else (lambda x: x)
-        self.criterion = nn.BCELoss()
-
-    def d_step(self, real, noise) -> tuple:
-        """(loss on real, loss on fake, D(real), D(fake)), all detached."""
-        self.D.zero_grad()
-        d_real = self.D(self.features(real()))
-        d_real_error = self.criterion(d_real, torch.ones_like(d_real))
-        d_real_error.backward()
-        fake = self.G(noise()).detach()
-        d_fake = self.D(self.features(fake))
-        d_fake_error = self.criterion(d_fake, torch.zeros_like(d_fake))
-        d_fake_error.backward()
-        self.d_opt.step()
-        return d_real_error.detach(), d_fake_error.detach(), d_real.detach(), d_fake.detach()
-
-    def g_step(self, noise) -> tuple:
-        """(G's loss, the fake batch, D(fake)), all detached. D's parameters are frozen while D
-        judges the fakes: G's update needs the gradient through D, not D's own (which the seeds
-        compute and then zero), and a frozen D makes autograd skip it."""
-        self.G.zero_grad()
-        fake = self.G(noise())
-        with _frozen(self.D):
-            d_fake = self.D(self.features(fake))
-        if self.minimax:  # minimise log(1 - D(G(z)))
-            g_error = -self.criterion(d_fake, torch.zeros_like(d_fake))
-        else:  # non-saturating: maximise log D(G(z)), as every seed does
-            g_error = self.criterion(d_fake, torch.ones_like(d_fake))
-        g_error.backward()
-        self.g_opt.step()
-        return g_error.detach(), fake.detach(), d_fake.detach()
-
-
-@contextlib.contextmanager
-def _frozen(module: nn.Module):
-    """requires_grad off for the module's parameters that had it, for the forward passes inside."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
-def make_optimizer(o, params, lr, fused: bool = False):
-    """torch.optim optimizer of an OptimizerConfig. fused=True takes torch's single-kernel
-    implementation (same update, rounded differently; about 2x faster on a 100k-value
-    parameter): the image trainer's choice. The toy oracle keeps torch's default."""
-    kw = {"fused": True} if fused else {}
-    if o.kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=o.momentum, **kw)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), eps=o.eps, **kw)
-
-
-def make_scheduler(o, opt, last_epoch: int = 0):
-    """StepLR of an OptimizerConfig (None without step_lr), advanced by `last_epoch` epochs."""
-    if o.step_lr is None:
-        return None
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=o.step_lr.step_size, gamma=o.step_lr.gamma)
-    for _ in range(last_epoch):  # replay, so a resumed run decays exactly like a fresh one
-        opt._opt_called = True  # silence "scheduler.step() before optimizer.step()" on replay
-        sched.step()
-    return sched
-
-
-def step_schedulers(*pairs) -> None:
-    """End of an epoch: step each (scheduler, optimizer) pair that has a scheduler."""
-    for sched, opt in pairs:
-        if sched is not None:
-            opt._opt_called = True  # d_steps or g_steps may be 0: no "step() order" warning
-            sched.step()
-
-
 class MemberTrainer:
     """One member of the population: G, D, optimizers and a shared stream, seed-style."""
 
-    def __init__(self, cfg: TrainConfig, state: GanState, k: int):
-        self.cfg, self.state, self.k = cfg, state, k
+    def __init__(self, spec, state: GanState, k: int):
+        spec = as_gan_spec(spec)
+        self.spec, self.state, self.k = spec, state, k
         dtype, device = state.g_params.dtype, state.g_params.device
         self.stream = PhiloxStream(int(state.seeds[k]), int(state.offsets[k]))
         # The weights come from the state; a private generator keeps torch's global RNG untouched.
         unused = torch.Generator(device=device)
-        self.G = Generator.from_spec(cfg.g_spec, backend="torch", stream=self.stream, dtype=dtype, device=device,
+        self.G = Generator.from_spec(spec.g, backend="torch", stream=self.stream, dtype=dtype, device=device,
                                      generator=unused)
-        self.D = Discriminator.from_spec(cfg.d_spec, backend="torch", stream=self.stream, dtype=dtype, device=device,
+        self.D = Discriminator.from_spec(spec.d, backend="torch", stream=self.stream, dtype=dtype, device=device,
                                          generator=unused)
         with torch.no_grad():
             self.G.params.copy_(state.g_params[k])
             self.D.params.copy_(state.d_params[k])
         self.epoch = int(state.epochs[k])
-        lr_d, lr_g = (float(v) for v in state.lrs[k])
-        self.d_opt = make_optimizer(cfg.optimizer_d, self.D.parameters(), lr_d)
-        self.g_opt = make_optimizer(cfg.optimizer_g, self.G.parameters(), lr_g)
-        _load_opt_state(self.d_opt, cfg.optimizer_d, self.D.params, state.d_opt[k], self.epoch * cfg.d_steps)
-        _load_opt_state(self.g_opt, cfg.optimizer_g, self.G.params, state.g_opt[k], self.epoch * cfg.g_steps)
-        self.d_sched = make_scheduler(cfg.optimizer_d, self.d_opt, self.epoch)
-        self.g_sched = make_scheduler(cfg.optimizer_g, self.g_opt, self.epoch)
-        self.sampler = Sampler(cfg, self.stream, dtype, device)
-        features = (lambda x: moments(x.t())) if cfg.discriminator.input == "moments" else None
-        self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, cfg.loss.generator, features)
+        self.lr_d, self.lr_g = (float(v) for v in state.lrs[k])
+        self.d_opt = make_optimizer(spec.optimizer_d, self.D.parameters(), self.lr_d)
+        self.g_opt = make_optimizer(spec.optimizer_g, self.G.parameters(), self.lr_g)
+        _load_opt_state(self.d_opt, spec.optimizer_d, self.D.params, state.d_opt[k], self.epoch * spec.d_steps)
+        _load_opt_state(self.g_opt, spec.optimizer_g, self.G.params, state.g_opt[k], self.epoch * spec.g_steps)
+        self._set_lrs()
+        self.sampler = Sampler(spec, self.stream, dtype, device)
+        features = (lambda x: moments(x.t())) if spec.d_input == "moments" else None
+        self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, spec.g_loss, features)
         self.metrics = [math.nan] * 5
+
+    def _set_lrs(self):
+        """The learning rates of the current epoch (StepLR, closed form)."""
+        set_epoch_lr(self.d_opt, self.spec.optimizer_d, self.lr_d, self.epoch)
+        set_epoch_lr(self.g_opt, self.spec.optimizer_g, self.lr_g, self.epoch)
 
     def d_step(self):
         d_real_error, d_fake_error, _, _ = self.steps.d_step(self.sampler.data, self.sampler.noise)
@@ -209,31 +127,33 @@ class MemberTrainer:
 
     def train(self, epochs: int):
         for _ in range(epochs):
-            for _ in range(self.cfg.d_steps):
+            for _ in range(self.spec.d_steps):
                 self.d_step()
-            for _ in range(self.cfg.g_steps):
+            for _ in range(self.spec.g_steps):
                 self.g_step()
-            step_schedulers((self.d_sched, self.d_opt), (self.g_sched, self.g_opt))
             self.epoch += 1
+            self._set_lrs()
         self.write_back()
 
     def write_back(self):
-        s, k = self.state, self.k
+        s, k, spec = self.state, self.k, self.spec
         with torch.no_grad():
             s.g_params[k] = self.G.params
             s.d_params[k] = self.D.params
-            _save_opt_state(self.d_opt, self.cfg.optimizer_d, self.D.params, s.d_opt[k])
-            _save_opt_state(self.g_opt, self.cfg.optimizer_g, self.G.params, s.g_opt[k])
+            _save_opt_state(self.d_opt, spec.optimizer_d, self.D.params, s.d_opt[k])
+            _save_opt_state(self.g_opt, spec.optimizer_g, self.G.params, s.g_opt[k])
         s.offsets[k] = self.stream.offset
         s.epochs[k] = self.epoch
 
 
-def train_reference(cfg: TrainConfig, state: GanState, epochs: int) -> torch.Tensor:
+def train_reference(spec, state: GanState, epochs: int) -> torch.Tensor:
     """Train every member for `epochs` epochs in place, one after another; returns the (P, 5)
-    metrics of the last epoch (the columns of ganfast.engine.METRIC_NAMES)."""
+    metrics of the last epoch (the columns of ganfast.engine.METRIC_NAMES). `spec`: a GanSpec,
+    or a config with `.gan_spec`."""
+    spec = as_gan_spec(spec)
     rows = []
     for k in range(state.population):
-        member = MemberTrainer(cfg, state, k)
+        member = MemberTrainer(spec, state, k)
         member.train(epochs)
         rows.append(member.metrics)
     return torch.tensor(rows, dtype=torch.float64)

@@ -1,5 +1,5 @@
 """The state of a population of toy GANs, shared by the fused engine and the reference trainer:
-parameters, optimizer buffers and counters as (P, ...) tensors; how it starts; how it is saved.
+parameters, optimizer buffers and counters as (P, ...) tensors, and how it starts.
 
 Member k starts from the Philox stream of seed_k = seed + k: G's layers and then D's are drawn
 like nn.Linear's default init (U(-1/sqrt(fan_in), 1/sqrt(fan_in)), weight then bias), and
@@ -9,18 +9,14 @@ alone, not on the population around it.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, fields
 
 import torch
 
 from ganfast import functional
-from ganfast.config import TrainConfig
+from ganfast.gan import as_gan_spec
 from ganfast.random import PhiloxStream, words_for_uniform
 from ganfast.spec import MLPSpec
-
-#: Checkpoint format version; bump when the layout of GanState changes.
-STATE_VERSION = 1
 
 
 @dataclass
@@ -56,6 +52,12 @@ class GanState:
     def tensors(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def copy_(self, other: "GanState") -> "GanState":
+        """Overwrite every tensor in place with `other`'s (same shapes)."""
+        for name, tensor in self.tensors().items():
+            tensor.copy_(getattr(other, name))
+        return self
+
 
 def philox_init(spec: MLPSpec, stream: PhiloxStream, dtype=torch.float32) -> torch.Tensor:
     """Flat parameters drawn like nn.Linear's default init, from `stream`."""
@@ -68,82 +70,39 @@ def philox_init(spec: MLPSpec, stream: PhiloxStream, dtype=torch.float32) -> tor
     return torch.cat(parts)
 
 
-def init_state(cfg: TrainConfig, *, lrs=None, device=None) -> GanState:
-    """The initial state of cfg.population members (member k uses seed cfg.seed + k).
+def init_state(spec, *, seed: int | None = None, population: int | None = None, lrs=None,
+               device=None) -> GanState:
+    """The initial state of `population` members; member k uses seed `seed + k`.
 
-    lrs: optional (P, 2) learning rates (D, G) per member; default: the config's for all.
+    spec: a GanSpec, or a config with `.gan_spec` (whose `seed` and `population` are then the
+    defaults; otherwise seed 0, population 1).
+    lrs: optional (P, 2) learning rates (D, G) per member; default: the spec's for all.
     """
-    dtype = cfg.torch_dtype
-    g_spec, d_spec = cfg.g_spec, cfg.d_spec
-    P = cfg.population
+    gan = as_gan_spec(spec)
+    seed = int(getattr(spec, "seed", 0) if seed is None else seed)
+    P = int(getattr(spec, "population", 1) if population is None else population)
+    if P < 1 or seed < 0 or seed + P - 1 >= 2**63:
+        raise ValueError(f"need population >= 1 and seeds in [0, 2**63), got seed {seed}, population {P}")
+    dtype, seeds = gan.dtype, list(range(seed, seed + P))
     g_rows, d_rows, offsets = [], [], []
-    for seed in cfg.member_seeds:
-        stream = PhiloxStream(seed)
-        g_rows.append(philox_init(g_spec, stream, dtype))
-        d_rows.append(philox_init(d_spec, stream, dtype))
+    for member_seed in seeds:
+        stream = PhiloxStream(member_seed)
+        g_rows.append(philox_init(gan.g, stream, dtype))
+        d_rows.append(philox_init(gan.d, stream, dtype))
         offsets.append(stream.offset)
     if lrs is None:
-        lrs = [[cfg.optimizer_d.lr, cfg.optimizer_g.lr]] * P
+        lrs = [[gan.optimizer_d.lr, gan.optimizer_g.lr]] * P
     lrs = torch.as_tensor(lrs, dtype=torch.float64)
     if lrs.shape != (P, 2) or not bool(torch.all(lrs > 0)) or not bool(torch.all(torch.isfinite(lrs))):
         raise ValueError(f"lrs must be ({P}, 2) finite learning rates > 0 (D, G), got shape {tuple(lrs.shape)}")
     state = GanState(
         g_params=torch.stack(g_rows),
         d_params=torch.stack(d_rows),
-        g_opt=torch.zeros(P, 2 * g_spec.num_params, dtype=dtype),
-        d_opt=torch.zeros(P, 2 * d_spec.num_params, dtype=dtype),
+        g_opt=torch.zeros(P, 2 * gan.g.num_params, dtype=dtype),
+        d_opt=torch.zeros(P, 2 * gan.d.num_params, dtype=dtype),
         offsets=torch.tensor(offsets, dtype=torch.int64),
         epochs=torch.zeros(P, dtype=torch.int64),
-        seeds=torch.tensor(cfg.member_seeds, dtype=torch.int64),
+        seeds=torch.tensor(seeds, dtype=torch.int64),
         lrs=lrs,
     )
     return state.to(device) if device is not None else state
-
-
-def save_state(path, state: GanState, cfg: TrainConfig, extra: dict | None = None) -> None:
-    """Write a checkpoint atomically (a crash mid-write never leaves a half-written file)."""
-    payload = {"version": STATE_VERSION, "config": cfg.to_dict(),
-               "state": {k: v.cpu() for k, v in state.tensors().items()}, "extra": extra or {}}
-    atomic_torch_save(path, payload)
-
-
-def atomic_torch_save(path, payload) -> None:
-    """torch.save through `path.tmp`, fsync and rename: readers never see a half-written file."""
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def read_checkpoint(path) -> dict:
-    """The payload of a checkpoint file (tensors on the CPU, no code run: weights_only);
-    FileNotFoundError when there is none, ValueError when it is truncated or foreign."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no checkpoint at {path}") from None
-    except Exception as exc:  # truncated or foreign file
-        raise ValueError(f"{path} is not a ganfast checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(payload, dict):
-        raise ValueError(f"{path} is not a ganfast checkpoint")
-    return payload
-
-
-def load_state(path, device=None):
-    """(state, config dict, extra) of a checkpoint written by save_state."""
-    payload = read_checkpoint(path)
-    if payload.get("version") != STATE_VERSION:
-        raise ValueError(f"{path} is not a ganfast checkpoint of version {STATE_VERSION}")
-    try:
-        state = GanState(**payload["state"])
-        config, extra = payload["config"], payload["extra"]
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a complete ganfast checkpoint ({type(exc).__name__}: {exc})") from None
-    return (state.to(device) if device is not None else state), config, extra

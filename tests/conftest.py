@@ -1,9 +1,11 @@
-"""Shared markers and helpers of the ganfast tests.
+"""Shared markers and helpers of the ganfast tests (tests/ the library, tests/app the application).
 
-    from conftest import assert_close_rel, requires_ext
+    from conftest import DEVICES, assert_close_rel, requires_ext
 
 `requires_ext` skips a test (or, as `pytestmark = requires_ext`, a module) when the compiled
-extension did not load; tests marked `gpu` are skipped when no CUDA device is there.
+extension did not load; tests marked `gpu` are skipped unless a CUDA device is there and the
+extension has its CUDA kernels. `DEVICES` parametrises a test over "cpu" (always) and "cuda"
+(marked `gpu`), the way extension-cpp's tests do.
 """
 from __future__ import annotations
 
@@ -20,11 +22,36 @@ requires_ext = pytest.mark.skipif(
     reason="the compiled extension ganfast._C is unavailable (ganfast.extension_available() is False)",
 )
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+def _gpu_skip_reason():
+    from ganfast import _ext
+
+    if not torch.cuda.is_available():
+        return "needs a CUDA device (torch.cuda.is_available() is False)"
+    if not _ext.WITH_CUDA:
+        return "ganfast._C was built without its CUDA kernels (ganfast._ext.WITH_CUDA is False)"
+    return None
+
+
+def pytest_report_header(config):
+    """Where the compiled kernels came from, in the session header (a compile on first use runs
+    while this conftest imports ganfast, before pytest prints anything)."""
+    info = ganfast.info()
+    if not info["extension"]:
+        return f"ganfast: compiled kernels unavailable ({info['unavailable_reason']})"
+    how = {"aot": "built at install", "cache": "from the cache",
+           "jit": f"compiled just now in {info['build_seconds']} s"}[info["kernels_from"]]
+    return (f"ganfast: kernels {how}, {info['library']}; CPU ISA {info['cpu_isa']}, "
+            f"CUDA {'built' if info['cuda_built'] else 'not built'}")
+
 
 def pytest_collection_modifyitems(config, items):
-    if torch.cuda.is_available():
+    reason = _gpu_skip_reason()
+    if reason is None:
         return
-    skip_gpu = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
+    skip_gpu = pytest.mark.skip(reason=reason)
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)

@@ -1,17 +1,21 @@
-"""Tests of the fused training engine (ganfast/engine.py, torch.ops.ganfast.gan_train_).
+"""Tests of the fused training engine (ganfast/engine.py, torch.ops.ganfast.gan_train_), on every
+device (`device`: cpu always, cuda when there is one).
 
-The oracle is ganfast.reference_train.train_reference: the same toy-GAN loop written with nn
-modules, torch.optim and nn.BCELoss, drawing from the same Philox stream. Tolerances:
+The oracle on the CPU is ganfast.reference_train.train_reference: the same toy-GAN loop written
+with nn modules, torch.optim and nn.BCELoss, drawing from the same Philox stream. On CUDA it is
+the CPU engine (which the CPU cases tie to the reference). Tolerances:
 
 * float64, 10 epochs: every float tensor of GanState and every metric agrees to
-  ``max |fused - ref| / max(1, |ref|) <= 1e-10`` (elementwise, the worst element counts);
-  offsets, epochs, seeds and lrs are exactly equal.
+  ``max |fused - oracle| / max(1, |oracle|) <= 1e-10`` (CPU against the reference; CUDA against
+  the CPU engine: 1e-9), elementwise, the worst element counts; offsets, epochs, seeds and lrs
+  are exactly equal (the Philox stream is consumed identically).
 * float32, 1 epoch: the same measure <= 1e-4 (the reference's normals are rounded once from
   float64 and its BCE gradient divides in a different order, so float32 is not bitwise).
 
 Population, thread-count and chunking properties of the engine alone are checked bitwise
 (torch.equal). Batches are shrunk (cfg.replace) to keep the module fast; devnag keeps its
-4-moments D input, vanilla keeps its dropout.
+4-moments D input, vanilla keeps its dropout. The engine takes a GanSpec or a config with
+`.gan_spec` (these tests pass app configs, as users do).
 """
 from __future__ import annotations
 
@@ -21,20 +25,21 @@ import time
 import pytest
 import torch
 
-from conftest import requires_ext
+from conftest import DEVICES, requires_ext
 from ganfast import functional
-from ganfast.config import load_preset
-from ganfast.engine import METRIC_NAMES, op_arguments, train_fused
+from ganfast.app.config import load_preset
+from ganfast.engine import DESC_VERSION, METRIC_NAMES, description, description_fields, pack, train_fused
 from ganfast.reference_train import train_reference
 from ganfast.state import GanState, init_state
 
 pytestmark = requires_ext
+OPS = torch.ops.ganfast
 
 PRESETS = ("devnag", "devnag-elu", "vanilla", "how-to-gan", "ring8")
 FLOAT_FIELDS = ("g_params", "d_params", "g_opt", "d_opt")
 INT_FIELDS = ("offsets", "epochs", "seeds", "lrs")  # lrs is float64 but never changes: exact
 
-TOL64 = 1e-10
+TOL64 = {"cpu": 1e-10, "cuda": 1e-9}
 TOL32 = 1e-4
 
 
@@ -62,7 +67,7 @@ def small(name: str, dtype: str = "float64", **overrides):
 def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
     """max |actual - expected| / max(1, |expected|), elementwise, NaN-aware (NaN == NaN)."""
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    a, b = actual.double(), expected.double()
+    a, b = actual.detach().double().cpu(), expected.detach().double().cpu()
     nan_a, nan_b = torch.isnan(a), torch.isnan(b)
     assert torch.equal(nan_a, nan_b), f"NaN pattern differs: {a} vs {b}"
     a, b = a[~nan_a], b[~nan_b]
@@ -78,25 +83,33 @@ def assert_states_close(fused: GanState, ref: GanState, tol: float):
         err = rel_err(a, b)
         assert err <= tol, f"{name}: relative error {err:.3e} > {tol:.0e}"
     for name in INT_FIELDS:
-        assert torch.equal(getattr(fused, name), getattr(ref, name)), name
+        assert torch.equal(getattr(fused, name).cpu(), getattr(ref, name).cpu()), name
 
 
 def assert_states_equal(a: GanState, b: GanState):
     for name, t in a.tensors().items():
-        assert torch.equal(t, getattr(b, name)), f"{name} differs"
+        assert metrics_equal(t, getattr(b, name)), f"{name} differs"
 
 
 def metrics_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bitwise equal (NaN == NaN), on any devices."""
+    a, b = a.cpu(), b.cpu()
+    if not a.is_floating_point():
+        return a.shape == b.shape and torch.equal(a, b)
     return a.shape == b.shape and torch.equal(torch.isnan(a), torch.isnan(b)) and torch.equal(
         a.nan_to_num(0.0), b.nan_to_num(0.0))
 
 
-def fused_vs_reference(cfg, epochs: int, tol: float, state: GanState | None = None):
-    """Train one copy of the state with each engine; check they agree; return both."""
+def fused_vs_reference(cfg, epochs: int, tol, state: GanState | None = None, device: str = "cpu"):
+    """Train one copy of the state with the engine on `device` and one with the oracle (the
+    reference trainer; for CUDA the CPU engine); check they agree; return both (on the CPU)."""
+    tol = tol[device] if isinstance(tol, dict) else tol
     start = init_state(cfg) if state is None else state
-    fused, ref = start.clone(), start.clone()
+    fused, ref = start.clone().to(device), start.clone()
     m_fused = train_fused(cfg, fused, epochs)
-    m_ref = train_reference(cfg, ref, epochs)
+    m_ref = (train_reference if device == "cpu" else train_fused)(cfg, ref, epochs)
+    assert m_fused.device.type == device
+    fused, m_fused = fused.to("cpu"), m_fused.cpu()
     assert m_fused.shape == m_ref.shape == (start.population, len(METRIC_NAMES))
     assert m_fused.dtype == torch.float64
     assert_states_close(fused, ref, tol)
@@ -111,24 +124,44 @@ def fused_vs_reference(cfg, epochs: int, tol: float, state: GanState | None = No
     return fused, ref, m_fused, m_ref
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_engine_is_available(device):
+    spec = load_preset("devnag").gan_spec
+    assert functional.fused_unavailable_reason((spec.g, spec.d), device, spec.dtype) is None
+
+
 # --- fused == reference on every preset ----------------------------------------------------
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", PRESETS)
-def test_presets_float64_10_epochs_match_reference(name):
+def test_presets_float64_10_epochs_match_reference(name, device):
     # devnag's 20 + 20 steps per epoch are halved here to keep the reference run short; the
     # float32 test below and the full-size one run them all
     steps = {"d_steps": 10, "g_steps": 10} if name.startswith("devnag") else {}
-    fused_vs_reference(small(name, **steps), 10, TOL64)
+    fused_vs_reference(small(name, **steps), 10, TOL64, device=device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", PRESETS)
-def test_presets_float32_1_epoch_match_reference(name):
-    fused_vs_reference(small(name, "float32"), 1, TOL32)
+def test_presets_float32_1_epoch_match_reference(name, device):
+    fused_vs_reference(small(name, "float32"), 1, TOL32, device=device)
 
 
-def test_full_size_devnag_float32_one_epoch_matches_reference():
+@pytest.mark.parametrize("device", DEVICES)
+def test_full_size_devnag_float32_one_epoch_matches_reference(device):
     """The unshrunk preset (batch 500, 20 + 20 steps): one epoch."""
-    fused_vs_reference(load_preset("devnag"), 1, TOL32)
+    fused_vs_reference(load_preset("devnag"), 1, TOL32, device=device)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("batch", [500, 37])
+@pytest.mark.parametrize("name", PRESETS)
+def test_cuda_batch_tails_match_cpu(name, batch):
+    """Batches that are no multiple of the CUDA block (256 threads) nor of a warp."""
+    preset = load_preset(name)
+    steps = {"d_steps": min(preset.d_steps, 3), "g_steps": min(preset.g_steps, 3)}
+    fused_vs_reference(small(name, "float64", batch_size=batch, **steps), 10, TOL64, device="cuda")
+    fused_vs_reference(small(name, "float32", batch_size=batch), 1, TOL32, device="cuda")
 
 
 # --- variants beyond the presets -----------------------------------------------------------
@@ -164,14 +197,18 @@ VARIANTS = {
                                   "noise.dim": 2}),
     # a population trained by both engines (the reference trains members one after another)
     "population-2": ("vanilla", {"population": 2, "seed": 11}),
+    # 256-wide layers: on CUDA, parameters (and everything else) beyond the shared-memory budget
+    "wide-256": ("how-to-gan", {"generator.hidden": [256, 256], "discriminator.hidden": [256, 128],
+                                "batch_size": 40}),
 }
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_variants_float64_match_reference(variant):
+def test_variants_float64_match_reference(variant, device):
     preset, overrides = VARIANTS[variant]
     cfg = small(preset, **overrides)
-    fused, ref, m, _ = fused_vs_reference(cfg, 10, TOL64)
+    fused, ref, m, _ = fused_vs_reference(cfg, 10, TOL64, device=device)
     if cfg.loss.generator == "minimax":
         assert (m[:, 2] < 0).all(), "the minimax G loss is mean log(1 - D) < 0"
 
@@ -202,13 +239,13 @@ def test_sgd_momentum_0_keeps_no_buffer():
 
 # With d_steps=0 (or g_steps=0) and StepLR (how-to-gan) the reference steps a scheduler whose
 # optimizer never steps, and torch warns "lr_scheduler.step() before optimizer.step()"; harmless.
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("which", ["d_steps", "g_steps"])
 @pytest.mark.parametrize("preset", ["devnag", "how-to-gan"])
-def test_zero_steps_of_one_network(preset, which):
+def test_zero_steps_of_one_network(preset, which, device):
     cfg = small(preset, **{which: 0})
     start = init_state(cfg)
-    fused, ref, m, m_ref = fused_vs_reference(cfg, 10, TOL64, start)
+    fused, ref, m, m_ref = fused_vs_reference(cfg, 10, TOL64, start, device=device)
     if which == "d_steps":  # D never trains; G does; D losses were never computed
         assert torch.equal(fused.d_params, start.d_params) and not fused.d_opt.any()
         assert torch.isnan(m[:, :2]).all() and torch.isfinite(m[:, 2:]).all()
@@ -217,32 +254,34 @@ def test_zero_steps_of_one_network(preset, which):
         assert torch.isnan(m[:, 2:]).all() and torch.isfinite(m[:, :2]).all()
 
 
-def test_zero_epochs_is_a_no_op():
+@pytest.mark.parametrize("device", DEVICES)
+def test_zero_epochs_is_a_no_op(device):
     cfg = small("how-to-gan")
-    s = init_state(cfg)
+    s = init_state(cfg, device=device)
     before = s.clone()
     m = train_fused(cfg, s, 0)
     assert_states_equal(s, before)
-    assert m.shape == (1, 5) and torch.isnan(m).all()
+    assert m.shape == (1, 5) and m.device.type == device and torch.isnan(m).all()
 
 
 # --- population, threads, chunking (engine alone, bitwise) ---------------------------------
 
-def solo(cfg, k: int, lrs=None):
+def solo(cfg, k: int, lrs=None, device=None):
     """Member k of cfg's population as a population of one (seed + k)."""
     one = cfg.replace(seed=cfg.seed + k, population=1)
-    return one, init_state(one, lrs=None if lrs is None else [lrs[k]])
+    return one, init_state(one, lrs=None if lrs is None else [lrs[k]], device=device)
 
 
-@pytest.mark.parametrize("preset", ["devnag", "vanilla", "ring8"])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("preset", ["devnag", "vanilla", "ring8", "how-to-gan"])
 @pytest.mark.parametrize("per_member_lrs", [False, True])
-def test_population_equals_solo_runs(preset, per_member_lrs):
-    cfg = small(preset, "float32", population=3, seed=5)
+def test_population_equals_solo_runs(preset, per_member_lrs, device):
+    cfg = small(preset, "float32", population=3, seed=5, batch_size=37 if device == "cuda" else 64)
     lrs = [[1e-3, 2e-3], [5e-4, 1e-3], [3e-3, 4e-4]] if per_member_lrs else None
-    pop = init_state(cfg, lrs=lrs)
+    pop = init_state(cfg, lrs=lrs, device=device)
     m_pop = train_fused(cfg, pop, 6)
     for k in range(3):
-        one_cfg, one = solo(cfg, k, lrs)
+        one_cfg, one = solo(cfg, k, lrs, device)
         assert int(one.seeds[0]) == 5 + k
         m_one = train_fused(one_cfg, one, 6)
         assert_states_equal(pop.member(k), one)
@@ -275,16 +314,19 @@ def test_thread_count_does_not_change_results():
     assert metrics_equal(m1, m2)
 
 
-@pytest.mark.parametrize("variant", ["mixed-optimizers", "adam-steplr", "sgd-momentum-0", "dropout"])
-def test_chunked_training_equals_one_call(variant):
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("variant", ["mixed-optimizers", "adam-steplr", "sgd-momentum-0", "dropout", "moments"])
+def test_chunked_training_equals_one_call(variant, device):
     """10 epochs in one call == 4 + 6 (StepLR boundaries at 3/4 and 6/9, SGD's first-step
     copy happening in the first chunk only, dropout masks continuing the stream)."""
     if variant == "dropout":
         cfg = small("vanilla", "float32", population=2, **{"optimizer_g.step_lr": {"step_size": 4}})
+    elif variant == "moments":
+        cfg = small("devnag", "float64", d_steps=3, g_steps=2, **{"optimizer_d.step_lr": {"step_size": 2}})
     else:
         preset, overrides = VARIANTS[variant]
         cfg = small(preset, "float32", **overrides)
-    a = init_state(cfg)
+    a = init_state(cfg, device=device)
     b = a.clone()
     m_a = train_fused(cfg, a, 10)
     train_fused(cfg, b, 4)
@@ -313,16 +355,72 @@ def test_reference_resumes_fused_state():
     train_fused(cfg, a, 10)
     train_fused(cfg, b, 4)
     train_reference(cfg, b, 6)
-    assert_states_close(a, b, TOL64)
+    assert_states_close(a, b, TOL64["cpu"])
+
+
+# --- CUDA only: what has no CPU twin ---------------------------------------------------------
+
+@pytest.mark.gpu
+def test_large_population_equals_solo_runs_on_cuda():
+    """A population large enough to shrink the per-block shared-memory budget (more blocks per
+    SM) places buffers differently from a population of one; results must not change."""
+    cfg = small("how-to-gan", "float32", population=1200, seed=2, batch_size=96)
+    pop = init_state(cfg, device="cuda")
+    m_pop = train_fused(cfg, pop, 2)
+    for k in (0, 777, 1199):
+        one_cfg, one = solo(cfg, k, device="cuda")
+        m_one = train_fused(one_cfg, one, 2)
+        assert_states_equal(pop.member(k), one)
+        assert metrics_equal(m_pop[k:k + 1], m_one)
+
+
+@pytest.mark.gpu
+def test_cuda_engine_is_deterministic():
+    cfg = small("vanilla", "float32", population=5, seed=9, batch_size=300)
+    a, b = init_state(cfg, device="cuda"), init_state(cfg, device="cuda")
+    m_a, m_b = train_fused(cfg, a, 3), train_fused(cfg, b, 3)
+    assert_states_equal(a, b)
+    assert metrics_equal(m_a, m_b)
+
+
+@pytest.mark.gpu
+def test_engine_state_on_cuda_resumes_on_cpu():
+    """A state trained on CUDA continues on the CPU (and back) like a run that never moved."""
+    cfg = small("ring8", "float64", **VARIANTS["mixed-optimizers"][1])
+    a = init_state(cfg)
+    b = a.clone().to("cuda")
+    train_fused(cfg, a, 10)
+    train_fused(cfg, b, 4)
+    b = b.to("cpu")
+    train_fused(cfg, b, 6)
+    assert_states_close(b, a, TOL64["cuda"])
+
+
+@pytest.mark.gpu
+def test_engine_rejects_split_or_bad_state_on_cuda():
+    cfg = small("ring8", "float32", population=2)
+    state = init_state(cfg, device="cuda")
+    split = state.clone()
+    split.seeds = split.seeds.cpu()
+    with pytest.raises(ValueError, match="one device"):
+        train_fused(cfg, split, 1)
+    with pytest.raises(RuntimeError, match="seeds must be a contiguous Long tensor on cuda"):
+        call_op(split, description(cfg.gan_spec))
+    bad = state.clone()
+    bad.seeds[1] = -1
+    with pytest.raises(RuntimeError, match="seeds must be >= 0"):
+        train_fused(cfg, bad, 1)
 
 
 # --- metrics --------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("preset", PRESETS)
-def test_metrics_columns_make_sense(preset):
+def test_metrics_columns_make_sense(preset, device):
     cfg = small(preset, "float32", population=2)
-    s = init_state(cfg)
-    m = train_fused(cfg, s, 3)
+    s = init_state(cfg, device=device)
+    m = train_fused(cfg, s, 3).cpu()
+    s = s.to("cpu")
     assert METRIC_NAMES == ("d_loss_real", "d_loss_fake", "g_loss", "fake_mean", "fake_std")
     assert m.shape == (2, 5) and m.dtype == torch.float64
     assert torch.isfinite(m).all()
@@ -339,37 +437,48 @@ def test_metrics_columns_make_sense(preset):
         assert 0.2 * float(x.std()) <= float(m[k, 4]) + 1e-3
 
 
-# --- argument checks of the op --------------------------------------------------------------
+# --- the description and the argument checks of the op ---------------------------------------
 
-ARG = {name: i for i, name in enumerate([
-    "g_widths", "g_acts", "g_act_params", "g_dropout", "d_widths", "d_acts", "d_act_params", "d_dropout",
-    "d_input", "noise_kind", "noise_dim", "noise_a", "noise_b", "data_dim", "data_centers",
-    "data_cum_weights", "data_std", "batch", "d_steps", "g_steps", "g_loss", "opt_kinds", "opt_d", "opt_g"])}
-
-
-def call_op(state: GanState, args: list, epochs: int = 1):
+def call_op(state: GanState, desc: torch.Tensor, epochs: int = 1):
     s = state
-    return torch.ops.ganfast.gan_train_(s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs,
-                                        s.seeds, s.lrs, *args, epochs)
+    return OPS.gan_train_(s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.seeds, s.lrs, desc, epochs)
 
 
-def test_op_arguments_follow_the_schema():
+def test_description_follows_the_layout():
+    """Fields in csrc/engine_args.h's order: a header, numbers as one value, lists as their
+    length and values; packed once per spec and checked by the C++ reader when it is built."""
     cfg = small("how-to-gan")
-    args = op_arguments(cfg)
-    assert len(args) == len(ARG)
-    assert args[ARG["batch"]] == 64 and args[ARG["noise_dim"]] == 1 and args[ARG["data_dim"]] == 1
-    assert args[ARG["opt_kinds"]] == [1, 1]
-    assert args[ARG["opt_d"]][4:] == [2000.0, 0.5]
-    call_op(init_state(cfg), args)  # unmodified arguments run
+    fields = description_fields(cfg.gan_spec)
+    assert list(fields)[:4] == ["g_widths", "g_acts", "g_act_params", "g_dropout"]
+    assert list(fields)[-1] == "opt_g_gamma" and len(fields) == 35
+    assert fields["batch"] == 64 and fields["noise_dim"] == 1 and fields["data_dim"] == 1
+    assert (fields["opt_d_kind"], fields["opt_d_step_size"], fields["opt_d_gamma"]) == (1, 2000, 0.5)
+    desc = description(cfg.gan_spec)
+    assert desc.dtype == torch.float64 and desc.dim() == 1 and desc.device.type == "cpu"
+    assert desc[:3].tolist() == [0x6A4E5, DESC_VERSION, desc.numel()]
+    assert desc[3:8].tolist() == [4, 1, 32, 32, 1]  # g_widths: length, then the widths
+    assert torch.equal(desc, pack(fields)) and description(cfg.gan_spec) is desc  # cached per spec
+    call_op(init_state(cfg), desc)  # it runs
+
+
+def test_fake_kernels_and_schema():
+    import ganfast.ops  # noqa: F401  (registers the fake kernels)
+
+    cfg = _ring_cfg()
+    desc = description(cfg.gan_spec)
+    s = init_state(cfg)
+    args = (s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.seeds, s.lrs, desc, 1)
+    torch.library.opcheck(OPS.gan_train_.default, args, test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(OPS.gan_check_description.default, (desc,))
 
 
 def _ring_cfg():
     return small("ring8", "float32", population=2)
 
 
-def _set_arg(name, value):
-    def change(args):
-        args[ARG[name]] = value(args[ARG[name]]) if callable(value) else value
+def _set(name, value):
+    def change(fields):
+        fields[name] = value(fields[name]) if callable(value) else value
     return change
 
 
@@ -400,68 +509,100 @@ def test_bad_state_raises(case):
     change(state)
     before = state.clone()
     with pytest.raises(RuntimeError, match=message):
-        call_op(state, op_arguments(cfg))
+        call_op(state, description(cfg.gan_spec))
     assert_states_equal(state, before)  # nothing was trained before the check failed
 
 
-def _moments_with_2d_data(args):
-    args[ARG["d_input"]] = 1
-    args[ARG["d_widths"]] = [4] + args[ARG["d_widths"]][1:]
+def _moments_with_2d_data(fields):
+    fields["d_input"] = 1
+    fields["d_widths"] = [4] + fields["d_widths"][1:]
 
 
-BAD_ARGS = {
-    "D output not sigmoid": (_set_arg("d_acts", lambda a: a[:-1] + [0]), "sigmoid"),
-    "D two outputs": (_set_arg("d_widths", lambda w: w[:-1] + [2]), "D must have one output"),
-    "D input width": (_set_arg("d_widths", lambda w: [3] + w[1:]), "D's input width must be 2"),
-    "noise_dim mismatch": (_set_arg("noise_dim", 3), "noise_dim 3 != G's input width 2"),
-    "data_dim mismatch": (_set_arg("data_dim", 1), "data_dim 1 != G's output width 2"),
+BAD_FIELDS = {
+    "D output not sigmoid": (_set("d_acts", lambda a: a[:-1] + [0]), "sigmoid"),
+    "D two outputs": (_set("d_widths", lambda w: w[:-1] + [2]), "D must have one output"),
+    "D input width": (_set("d_widths", lambda w: [3] + w[1:]), "D's input width must be 2"),
+    "noise_dim mismatch": (_set("noise_dim", 3), "noise_dim 3 != G's input width 2"),
+    "data_dim mismatch": (_set("data_dim", 1), "data_dim 1 != G's output width 2"),
     "moments with dim 2": (_moments_with_2d_data, "moments need 1-D data"),
-    "unknown optimizer kind": (_set_arg("opt_kinds", [0, 7]), "unknown optimizer kind 7"),
-    "one optimizer kind": (_set_arg("opt_kinds", [0]), "opt_kinds"),
-    "optimizer values": (_set_arg("opt_d", lambda o: o[:5]), "opt_d needs 6 values"),
-    "momentum 1": (_set_arg("opt_g", lambda o: [1.0] + o[1:]), "opt_g momentum"),
-    "negative step_size": (_set_arg("opt_d", lambda o: o[:4] + [-1.0, 0.5]), "step_lr"),
-    "batch 0": (_set_arg("batch", 0), "batch must be >= 1"),
-    "no steps": (lambda a: (a.__setitem__(ARG["d_steps"], 0), a.__setitem__(ARG["g_steps"], 0)), "d_steps and g_steps"),
-    "negative d_steps": (_set_arg("d_steps", -1), "d_steps"),
-    "unknown noise kind": (_set_arg("noise_kind", 2), "unknown noise kind"),
-    "normal noise std 0": (_set_arg("noise_b", 0.0), "noise needs"),
-    "unknown d_input": (_set_arg("d_input", 2), "unknown d_input"),
-    "unknown g_loss": (_set_arg("g_loss", 5), "unknown g_loss"),
-    "centres count": (_set_arg("data_centers", lambda c: c[:-1]), "centre values"),
-    "data_std count": (_set_arg("data_std", lambda s: s[:1]), "data_std needs data_dim values"),
-    "data_std 0": (_set_arg("data_std", [0.02, 0.0]), "data_std must be > 0"),
-    "dropout 1": (_set_arg("g_dropout", 1.0), "dropout must be in"),
-    "activation code": (_set_arg("g_acts", lambda a: [9] + a[1:]), "unknown activation code 9"),
-    "width too large": (_set_arg("g_widths", lambda w: w[:1] + [300] + w[2:]), "outside the fused kernels' range"),
+    "unknown optimizer kind": (_set("opt_g_kind", 7), "unknown optimizer kind 7 for opt_g"),
+    "fractional optimizer kind": (_set("opt_d_kind", 0.5), "opt_d_kind must be an integer, got 0.5"),
+    "momentum 1": (_set("opt_g_momentum", 1.0), "opt_g momentum"),
+    "negative step_size": (_set("opt_d_step_size", -1), "step_lr"),
+    "fractional step_size": (_set("opt_d_step_size", 2.5), "opt_d_step_size must be an integer"),
+    "batch 0": (_set("batch", 0), "batch must be >= 1"),
+    "no steps": (lambda f: f.update(d_steps=0, g_steps=0), "d_steps and g_steps"),
+    "negative d_steps": (_set("d_steps", -1), "d_steps"),
+    "unknown noise kind": (_set("noise_kind", 2), "unknown noise kind"),
+    "normal noise std 0": (_set("noise_b", 0.0), "noise needs"),
+    "unknown d_input": (_set("d_input", 2), "unknown d_input"),
+    "unknown g_loss": (_set("g_loss", 5), "unknown g_loss"),
+    "centres count": (_set("data_centers", lambda c: c[:-1]), "centre values"),
+    "data_std count": (_set("data_std", lambda s: s[:1]), "data_std needs data_dim values"),
+    "data_std 0": (_set("data_std", [0.02, 0.0]), "data_std must be > 0"),
+    "dropout 1": (_set("g_dropout", 1.0), "dropout must be in"),
+    "activation code": (_set("g_acts", lambda a: [9] + a[1:]), "unknown activation code 9"),
+    "acts length": (_set("g_acts", lambda a: a[:-1]), "acts needs one entry per layer"),
+    "width too large": (_set("g_widths", lambda w: w[:1] + [300] + w[2:]), "outside the fused kernels' range"),
+    "fractional width": (_set("g_widths", lambda w: w[:1] + [2.5] + w[2:]), "g_widths must hold integers"),
+    "a field missing": (lambda f: f.pop("opt_g_gamma"), "ends before opt_g_gamma"),
+    "a field too many": (lambda f: f.update(extra=1.0), "1 values after its last field"),
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_ARGS))
-def test_bad_arguments_raise(case):
-    change, message = BAD_ARGS[case]
+@pytest.mark.parametrize("case", list(BAD_FIELDS))
+def test_bad_description_raises(case):
+    """Every field is checked where the description is read: by gan_check_description (when
+    ganfast.engine.description builds one) and by gan_train_, before anything trains."""
+    change, message = BAD_FIELDS[case]
     cfg = _ring_cfg()
     state = init_state(cfg)
     before = state.clone()
-    args = op_arguments(cfg)
-    change(args)
+    fields = description_fields(cfg.gan_spec)
+    change(fields)
+    desc = pack(fields)
     with pytest.raises(RuntimeError, match=message):
-        call_op(state, args)
+        OPS.gan_check_description(desc)
+    with pytest.raises(RuntimeError, match=message):
+        call_op(state, desc)
     assert_states_equal(state, before)
+
+
+BAD_TENSORS = {
+    "float32": (lambda d: d.float(), "contiguous 1-D float64 CPU tensor"),
+    "2-D": (lambda d: d.view(1, -1), "contiguous 1-D float64 CPU tensor"),
+    "non-contiguous": (lambda d: torch.stack([d, d], 1)[:, 0], "contiguous 1-D float64 CPU tensor"),
+    "not a description": (lambda d: torch.zeros(10, dtype=torch.float64), "not a GAN description"),
+    "empty": (lambda d: torch.zeros(0, dtype=torch.float64), "not a GAN description"),
+    "other version": (lambda d: torch.cat([d[:1], d[1:2] + 1, d[2:]]), "layout version 2, this build reads version 1"),
+    "length": (lambda d: torch.cat([d, torch.zeros(1, dtype=torch.float64)]), "says it has"),
+    "truncated": (lambda d: torch.cat([d[:2], d[2:3] - 5, d[3:-5]]), "ends before"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TENSORS))
+def test_bad_description_tensor_raises(case):
+    change, message = BAD_TENSORS[case]
+    cfg = _ring_cfg()
+    desc = change(description(cfg.gan_spec).clone())
+    with pytest.raises(RuntimeError, match=message):
+        OPS.gan_check_description(desc)
+    with pytest.raises(RuntimeError, match=message):
+        call_op(init_state(cfg), desc)
 
 
 def test_moments_with_batch_1_raises():
     cfg = small("devnag", "float32")
-    args = op_arguments(cfg)
-    args[ARG["batch"]] = 1
+    fields = description_fields(cfg.gan_spec)
+    fields["batch"] = 1
     with pytest.raises(RuntimeError, match="batch >= 2"):
-        call_op(init_state(cfg), args)
+        call_op(init_state(cfg), pack(fields))
 
 
 def test_negative_epochs_argument_raises():
     cfg = _ring_cfg()
     with pytest.raises(RuntimeError, match="num_epochs must be >= 0"):
-        call_op(init_state(cfg), op_arguments(cfg), -1)
+        call_op(init_state(cfg), description(cfg.gan_spec), -1)
 
 
 @pytest.mark.parametrize("field", ["offsets", "epochs"])
@@ -470,7 +611,7 @@ def test_negative_counters_raise(field):
     state = init_state(cfg)
     getattr(state, field)[0] = -5
     try:
-        call_op(state, op_arguments(cfg))
+        call_op(state, description(cfg.gan_spec))
     except RuntimeError as e:
         assert field in str(e)
     else:
@@ -483,7 +624,7 @@ def test_bad_learning_rates_raise(value):
     state = init_state(cfg)
     state.lrs[0, 1] = value
     with pytest.raises(RuntimeError, match="lrs must be finite and > 0"):
-        call_op(state, op_arguments(cfg))
+        call_op(state, description(cfg.gan_spec))
 
 
 def test_scalar_g_params_raises_runtime_error():
@@ -491,7 +632,7 @@ def test_scalar_g_params_raises_runtime_error():
     state = init_state(cfg)
     state.g_params = state.g_params[0, 0].clone()
     with pytest.raises(RuntimeError, match="g_params must be"):
-        call_op(state, op_arguments(cfg))
+        call_op(state, description(cfg.gan_spec))
 
 
 # --- it learns ------------------------------------------------------------------------------

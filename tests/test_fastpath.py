@@ -28,7 +28,7 @@ import torch
 
 from conftest import assert_close_rel, requires_ext
 from ganfast import _ext
-from ganfast.config import load_preset
+from ganfast.app.config import load_preset
 from ganfast.engine import train_fused
 from ganfast.reference_train import train_reference
 from ganfast.state import init_state

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import ganfast
-from conftest import assert_close_rel, requires_ext
+from conftest import DEVICES, assert_close_rel, requires_ext
 from ganfast import reference
 from ganfast.random import PhiloxStream
 from ganfast.spec import MLPSpec
@@ -327,3 +327,20 @@ def test_optimizer_step_on_flat_params_updates_the_exported_layers():
     assert not torch.equal(before[0].weight, after[0].weight)
     x = torch.randn(5, 2)
     torch.testing.assert_close(D.eval()(x), after.eval()(x))
+
+
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
+def test_modules_run_fused_on_every_device(device):
+    G = ganfast.Generator([1, 5, 5, 1], activation="tanh").to(device)
+    z = torch.rand(64, 1, device=device)
+    assert G.backend_in_use == "fused"
+    out = G(z)
+    out.sum().backward()
+    assert out.device.type == device and G.params.grad is not None and G.params.grad.device.type == device
+    ref = ganfast.Generator([1, 5, 5, 1], activation="tanh", backend="torch")
+    ref.load_state_dict(G.state_dict())
+    want = ref(z.cpu())
+    want.sum().backward()
+    assert_close_rel(out.detach().cpu(), want.detach(), 1e-5)
+    assert_close_rel(G.params.grad.cpu(), ref.params.grad, 1e-4)

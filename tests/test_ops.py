@@ -1,6 +1,8 @@
 """The fused ops (torch.ops.ganfast.*) against the pure-PyTorch reference and the contracts of
 docs/design.md: MLP forward/backward, Philox fills, dropout masks, argument checks,
-gradcheck/opcheck and torch.compile.
+gradcheck/opcheck and torch.compile; on every device (`device`: cpu always, cuda when there is
+one; the reference runs on the CPU). Tests that need the compiled extension are marked
+`requires_ext`; the spec and functional-level checks run without it.
 
 Tolerances of the fused-vs-reference grid, as relative errors: max|fused - expected| divided by
 the largest magnitude of the whole expected tensor (max|expected|), per tensor (output, grad wrt
@@ -37,15 +39,13 @@ import torch
 import torch.nn.functional as F
 
 import ganfast
-from conftest import assert_close_rel, max_rel_error
+from conftest import DEVICES, assert_close_rel, max_rel_error, requires_ext
 from ganfast import random as philox
 from ganfast import reference
 from ganfast.spec import MLPSpec
 
-if not ganfast.extension_available():
-    pytest.skip("the compiled extension ganfast._C is unavailable", allow_module_level=True)
-
-import ganfast.ops  # noqa: E402  (registers autograd and fake kernels of the ops)
+if ganfast.extension_available():
+    import ganfast.ops  # noqa: F401  (registers the fake kernels of the ops)
 
 OPS = torch.ops.ganfast
 
@@ -109,12 +109,12 @@ def _near_kink_rows(x, params, spec, train, seed, offset, tau):
     return bad
 
 
-def _forward_backward(fn, x, params, grad_out, spec, train, seed, offset, dtype):
-    x = x.detach().to(dtype).requires_grad_()
-    params = params.detach().to(dtype).requires_grad_()
+def _forward_backward(fn, x, params, grad_out, spec, train, seed, offset, dtype, device="cpu"):
+    x = x.detach().to(device, dtype).requires_grad_()
+    params = params.detach().to(device, dtype).requires_grad_()
     out = fn(x, params, spec, train, seed, offset)
-    grad_x, grad_params = torch.autograd.grad(out, (x, params), grad_out.to(dtype))
-    return out.detach(), grad_x, grad_params
+    grad_x, grad_params = torch.autograd.grad(out, (x, params), grad_out.to(device, dtype))
+    return out.detach().cpu(), grad_x.cpu(), grad_params.cpu()
 
 
 def _fused(x, params, spec, train, seed, offset):
@@ -125,9 +125,11 @@ def _reference(x, params, spec, train, seed, offset):
     return reference.mlp_forward(x, params, spec, train=train, seed=seed, offset=offset)
 
 
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("case", GRID, ids=[c["id"] for c in GRID])
-def test_fused_matches_reference(case, dtype):
+def test_fused_matches_reference(case, dtype, device):
     (h, hp), (o, op) = case["hidden"], case["output"]
     spec = MLPSpec(case["widths"], h, o, case["dropout"], hp, op)
     n, train = case["batch"], case["train"]
@@ -145,7 +147,7 @@ def test_fused_matches_reference(case, dtype):
     grad_out[near_kink] = 0
 
     args = (x, params, grad_out, spec, train, seed, offset)
-    fused = _forward_backward(_fused, *args, dtype)
+    fused = _forward_backward(_fused, *args, dtype, device)
     expected = _forward_backward(_reference, *args, torch.float64)
     names = ("output", "grad wrt x", "grad wrt params")
     for got, want, name in zip(fused, expected, names):
@@ -174,10 +176,12 @@ WIDE = [
 ]
 
 
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("case", WIDE, ids=[c["id"] for c in WIDE])
-def test_wide_nets_match_reference(case, dtype):
-    test_fused_matches_reference(case, dtype)
+def test_wide_nets_match_reference(case, dtype, device):
+    test_fused_matches_reference(case, dtype, device)
 
 
 def test_grid_covers_what_it_claims():
@@ -204,12 +208,14 @@ GRADCHECK_SPECS = [
 ]
 
 
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("spec,train", GRADCHECK_SPECS,
                          ids=["tanh-sig-drop", "tanh-sig-eval", "elu-drop", "lrelu-elu", "single-layer"])
-def test_gradcheck(spec, train):
+def test_gradcheck(spec, train, device):
     gen = torch.Generator().manual_seed(_case_seed(spec, train))
-    x = torch.randn(6, spec.in_features, generator=gen, dtype=torch.float64, requires_grad=True)
-    params = torch.randn(spec.num_params, generator=gen, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(6, spec.in_features, generator=gen, dtype=torch.float64).to(device).requires_grad_()
+    params = torch.randn(spec.num_params, generator=gen, dtype=torch.float64).to(device).requires_grad_()
     fn = lambda x, p: ganfast.ops.mlp_forward(x, p, spec, train=train, seed=2**35 + 1, offset=3)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, params))
     # and with respect to each input alone
@@ -221,37 +227,44 @@ def _op_args(spec, x, params, dropout=0.0, seed=0, offset=0):
     return (x, params, list(spec.widths), spec.layer_act_codes, spec.layer_act_params, dropout, seed, offset)
 
 
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("requires_grad", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_opcheck_mlp_forward(requires_grad, dtype):
+def test_opcheck_mlp_forward(requires_grad, dtype, device):
     spec = MLPSpec((3, 5, 4, 2), "leaky_relu", "sigmoid", 0.5, 0.2)
-    x = torch.randn(7, 3, dtype=dtype, requires_grad=requires_grad)
-    params = torch.randn(spec.num_params, dtype=dtype, requires_grad=requires_grad)
+    x = torch.randn(7, 3, dtype=dtype, device=device, requires_grad=requires_grad)
+    params = torch.randn(spec.num_params, dtype=dtype, device=device, requires_grad=requires_grad)
     torch.library.opcheck(OPS.mlp_forward.default, _op_args(spec, x, params, 0.5, 11, 5))
     torch.library.opcheck(OPS.mlp_forward.default, _op_args(spec, x, params))
 
 
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mask", [None, [True, True], [True, False], [False, True], [False, False]])
-def test_opcheck_mlp_backward(mask):
+def test_opcheck_mlp_backward(mask, device):
     spec = MLPSpec((3, 5, 2), "tanh", "identity", 0.25)
-    x, params = torch.randn(6, 3, dtype=torch.float64), torch.randn(spec.num_params, dtype=torch.float64)
+    x = torch.randn(6, 3, dtype=torch.float64, device=device)
+    params = torch.randn(spec.num_params, dtype=torch.float64, device=device)
     args = _op_args(spec, x, params, 0.25, 4, 9)
     out, saved = OPS.mlp_forward(*args)
     extra = () if mask is None else (mask,)
     torch.library.opcheck(OPS.mlp_backward.default, (torch.randn_like(out), x, params, saved, *args[2:], *extra))
 
 
-@pytest.mark.parametrize("widths", [(3, 5, 2), (64, 256, 256, 1)])
-def test_mlp_backward_output_mask(widths):
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("widths", [(3, 5, 2), (6, 16, 1), (64, 256, 256, 1)])
+def test_mlp_backward_output_mask(widths, device):
     """A gradient left out of output_mask is an empty tensor; the other equals the full call's
     bitwise (skipping one does not change how the other is computed)."""
     spec = MLPSpec(widths, "leaky_relu", "sigmoid", 0.3, 0.2)
     gen = torch.Generator().manual_seed(3)
-    x = torch.randn(37, widths[0], generator=gen, dtype=torch.float64)
-    params = reference.init_params(spec, dtype=torch.float64, generator=gen)
+    x = torch.randn(37, widths[0], generator=gen, dtype=torch.float64).to(device)
+    params = reference.init_params(spec, dtype=torch.float64, generator=gen).to(device)
     args = _op_args(spec, x, params, 0.3, 5, 7)
     out, saved = OPS.mlp_forward(*args)
-    g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    g = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(device)
     full_x, full_p = OPS.mlp_backward(g, x, params, saved, *args[2:])
     only_x, no_p = OPS.mlp_backward(g, x, params, saved, *args[2:], [True, False])
     no_x, only_p = OPS.mlp_backward(g, x, params, saved, *args[2:], [False, True])
@@ -261,6 +274,7 @@ def test_mlp_backward_output_mask(widths):
     assert [t.shape for t in none] == [(0,), (0,)]
 
 
+@requires_ext
 def test_gradients_when_only_one_input_needs_them():
     """Frozen parameters or an input without requires_grad: autograd passes the backward op an
     output mask (csrc/autograd.cpp), and the gradient that is asked for is still right."""
@@ -277,14 +291,17 @@ def test_gradients_when_only_one_input_needs_them():
             assert_close_rel(a, b, 1e-12)
 
 
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_opcheck_fills(dtype):
-    torch.library.opcheck(OPS.fill_uniform_.default, (torch.empty(37, dtype=dtype), 5, 3, -1.0, 2.0))
-    torch.library.opcheck(OPS.fill_normal_.default, (torch.empty(37, dtype=dtype), 2**40, 7, 0.5, 2.0))
+def test_opcheck_fills(dtype, device):
+    torch.library.opcheck(OPS.fill_uniform_.default, (torch.empty(37, dtype=dtype, device=device), 5, 3, -1.0, 2.0))
+    torch.library.opcheck(OPS.fill_normal_.default, (torch.empty(37, dtype=dtype, device=device), 2**40, 7, 0.5, 2.0))
 
 
 # --- torch.compile -----------------------------------------------------------------------------
 
+@requires_ext
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile's inductor backend needs a C++ compiler on CPU")
@@ -322,40 +339,47 @@ RNG_CASES = [  # (seed, offset, n)
     (2**32 + 17, 2, 100003),
     (2**63 - 1, 2**40 + 3, 1001),
     (0xDEADBEEFCAFE, 13, 9),
+    pytest.param(3, 2**33 - 1, 1 << 20, marks=pytest.mark.gpu, id="3-2**33-1-2**20"),  # counter blocks >= 2^32
 ]
 
 
-def _fill(kind, n, seed, offset, a, b, dtype):
-    out = torch.empty(n, dtype=dtype)
+def _fill(kind, n, seed, offset, a, b, dtype, device="cpu"):
+    out = torch.empty(n, dtype=dtype, device=device)
     getattr(OPS, f"fill_{kind}_")(out, seed, offset, a, b)
-    return out
+    return out.cpu()
 
 
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("seed,offset,n", RNG_CASES)
-def test_uniform_is_bitwise_the_reference(seed, offset, n, dtype):
+def test_uniform_is_bitwise_the_reference(seed, offset, n, dtype, device):
     for low, high in ((0.0, 1.0), (-2.5, 3.25), (1.5, 1.5)):
-        got = _fill("uniform", n, seed, offset, low, high, dtype)
+        got = _fill("uniform", n, seed, offset, low, high, dtype, device)
         want = philox.uniform(n, seed, offset, low, high, dtype=dtype)
         assert torch.equal(got, want), (low, high)
 
 
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("seed,offset,n", RNG_CASES)
-def test_normal_float64_matches_reference(seed, offset, n):
+def test_normal_float64_matches_reference(seed, offset, n, device):
     for mean, std in ((0.0, 1.0), (3.0, 0.5)):
-        got = _fill("normal", n, seed, offset, mean, std, torch.float64)
+        got = _fill("normal", n, seed, offset, mean, std, torch.float64, device)
         want = philox.normal(n, seed, offset, mean, std, dtype=torch.float64)
         assert got.shape == want.shape
         if n:
             assert float((got - want).abs().max()) <= 1e-12
 
 
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("seed,offset,n", RNG_CASES)
-def test_normal_float32_is_at_most_one_rounding_from_reference(seed, offset, n):
+def test_normal_float32_is_at_most_one_rounding_from_reference(seed, offset, n, device):
     """Both sides compute in float64 and round once to float32; their float64 values differ by
     ~1e-15, so the float32 results are equal or adjacent floats (<= 1 ulp, and for N(0, 1)
     values, which stay below 8 in magnitude, <= 1e-6 absolute)."""
-    got = _fill("normal", n, seed, offset, 0.0, 1.0, torch.float32)
+    got = _fill("normal", n, seed, offset, 0.0, 1.0, torch.float32, device)
     want = philox.normal(n, seed, offset, 0.0, 1.0, dtype=torch.float32)
     if not n:
         assert got.shape == (0,)
@@ -366,6 +390,7 @@ def test_normal_float32_is_at_most_one_rounding_from_reference(seed, offset, n):
     assert bool(adjacent.all())
 
 
+@requires_ext
 def test_normal_over_1e5_values():
     n = 100_000
     got = _fill("normal", n, 2**34 + 9, 1, 0.0, 1.0, torch.float64)
@@ -375,21 +400,29 @@ def test_normal_over_1e5_values():
     assert float((got32 - want.float()).abs().max()) <= 1e-6
 
 
-def test_fill_writes_only_its_view():
-    buf = torch.full((20,), -7.0, dtype=torch.float64)
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
+def test_fill_writes_only_its_view(device):
+    buf = torch.full((20,), -7.0, dtype=torch.float64, device=device)
     OPS.fill_uniform_(buf[3:10], 9, 2, 0.0, 1.0)
-    assert torch.equal(buf[3:10], philox.uniform(7, 9, 2, dtype=torch.float64))
-    assert bool((buf[:3] == -7).all()) and bool((buf[10:] == -7).all())
     OPS.fill_normal_(buf[11:16], 9, 2, 0.0, 1.0)
+    OPS.fill_uniform_(torch.empty(0, device=device), 1, 2, 0.0, 1.0)  # empty is fine
+    OPS.fill_normal_(torch.empty(0, device=device), 1, 2, 0.0, 1.0)
+    buf = buf.cpu()
+    assert torch.equal(buf[3:10], philox.uniform(7, 9, 2, dtype=torch.float64))
+    assert bool((buf[:3] == -7).all()) and buf[10] == -7
     assert float((buf[11:16] - philox.normal(5, 9, 2, dtype=torch.float64)).abs().max()) <= 1e-12
-    assert bool((buf[16:] == -7).all()) and buf[10] == -7
+    assert bool((buf[16:] == -7).all())
 
 
-def test_functional_samplers_use_the_fused_fill():
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
+def test_functional_samplers_use_the_fused_fill(device):
     for dtype in (torch.float32, torch.float64):
-        assert torch.equal(ganfast.uniform(101, 3, 5, -1.0, 1.0, dtype=dtype, backend="fused"),
-                           ganfast.uniform(101, 3, 5, -1.0, 1.0, dtype=dtype, backend="torch"))
-        fused = ganfast.normal(101, 3, 5, 1.0, 2.0, dtype=dtype, backend="fused")
+        got = ganfast.uniform(101, 3, 5, -1.0, 1.0, dtype=dtype, device=device, backend="fused")
+        assert got.device.type == device
+        assert torch.equal(got.cpu(), ganfast.uniform(101, 3, 5, -1.0, 1.0, dtype=dtype, backend="torch"))
+        fused = ganfast.normal(101, 3, 5, 1.0, 2.0, dtype=dtype, device=device, backend="fused").cpu()
         torch_ = ganfast.normal(101, 3, 5, 1.0, 2.0, dtype=dtype, backend="torch")
         assert float((fused.double() - torch_.double()).abs().max()) <= (1e-12 if dtype == torch.float64 else 2e-6)
 
@@ -409,6 +442,7 @@ def _mask_revealing_net(width, hidden_layers):
     return spec, params, x
 
 
+@requires_ext
 @pytest.mark.parametrize("hidden_layers", [1, 2])
 @pytest.mark.parametrize("seed,offset", [(5, 0), (2**32 + 3, 7), (99, 2**41 + 1)])
 def test_dropout_masks_are_the_reference_masks(hidden_layers, seed, offset):
@@ -430,6 +464,7 @@ def test_dropout_masks_are_the_reference_masks(hidden_layers, seed, offset):
     assert_close_rel(out[keep], first[keep] * 2.0 ** hidden_layers, 1e-12)
 
 
+@requires_ext
 def test_dropout_is_reproducible_and_follows_seed_and_offset():
     spec, params, x = _mask_revealing_net(8, 2)
     run = lambda seed, offset, train=True: ganfast.ops.mlp_forward(  # noqa: E731
@@ -493,18 +528,21 @@ FORWARD_ERRORS = {
 }
 
 
+@requires_ext
 @pytest.mark.parametrize("change,match", FORWARD_ERRORS.values(), ids=FORWARD_ERRORS.keys())
 def test_mlp_forward_rejects(change, match):
     with pytest.raises(RuntimeError, match=match):
         OPS.mlp_forward(**{**_FWD, **change})
 
 
+@requires_ext
 def test_mlp_forward_base_arguments_are_valid():
     out, saved = OPS.mlp_forward(**_FWD)
     assert out.shape == (5, 2) and saved.shape == (5 * (4 + 2),)
 
 
-_OUT, _SAVED = OPS.mlp_forward(**_FWD)
+# saved of the base call (any 30 values serve for the argument checks without the extension)
+_SAVED = OPS.mlp_forward(**_FWD)[1] if ganfast.extension_available() else torch.zeros(30, dtype=torch.float64)
 _BWD = dict(grad_out=torch.randn(5, 2, dtype=torch.float64), saved=_SAVED,
             **{k: v for k, v in _FWD.items()})
 
@@ -528,12 +566,14 @@ BACKWARD_ERRORS = {
 }
 
 
+@requires_ext
 @pytest.mark.parametrize("change,match", BACKWARD_ERRORS.values(), ids=BACKWARD_ERRORS.keys())
 def test_mlp_backward_rejects(change, match):
     with pytest.raises(RuntimeError, match=match):
         OPS.mlp_backward(**{**_BWD, **change})
 
 
+@requires_ext
 def test_mlp_backward_base_arguments_are_valid():
     grad_x, grad_params = OPS.mlp_backward(**_BWD)
     assert grad_x.shape == _X.shape and grad_params.shape == _P.shape
@@ -558,6 +598,7 @@ FILL_ERRORS = [
 ]
 
 
+@requires_ext
 @pytest.mark.parametrize("kind,change,match", FILL_ERRORS,
                          ids=[f"{k}-{'-'.join(c)}-{i}" for i, (k, c, _) in enumerate(FILL_ERRORS)])
 def test_fill_rejects(kind, change, match):
@@ -602,6 +643,8 @@ FUNCTIONAL_ERRORS = {
 @pytest.mark.parametrize("backend", ["fused", "torch", "auto"])
 @pytest.mark.parametrize("change,exc,match", FUNCTIONAL_ERRORS.values(), ids=FUNCTIONAL_ERRORS.keys())
 def test_functional_mlp_rejects(change, exc, match, backend, train):
+    if backend == "fused" and not ganfast.extension_available():
+        pytest.skip("backend='fused' needs the compiled extension")
     spec = MLPSpec((3, 4, 2), dropout=0.5)
     args = {"x": _X, "params": _P, "seed": 0, "offset": 0, **change}
     x, params = args.pop("x"), args.pop("params")
@@ -625,6 +668,7 @@ def test_spec_rejects_bad_networks(kwargs, match):
         MLPSpec(kwargs.pop("widths"), **kwargs)
 
 
+@requires_ext
 def test_python_limits_are_the_kernels_limits():
     from ganfast import _ext
     from ganfast.spec import MAX_LAYERS, MAX_WIDTH
@@ -637,6 +681,8 @@ def test_python_limits_are_the_kernels_limits():
     ((3,) + (2,) * 17, r"17 layers, more than the fused kernels' limit of 16"),
 ])
 def test_functional_beyond_fused_limits(widths, why):
+    if not ganfast.extension_available():
+        why = "the compiled extension is unavailable"
     spec = MLPSpec(widths, "tanh")
     assert not spec.fits_fused
     gen = torch.Generator().manual_seed(1)
@@ -652,6 +698,8 @@ def test_functional_beyond_fused_limits(widths, why):
 
 @pytest.mark.parametrize("backend", ["fused", "torch"])
 def test_functional_accepts_non_contiguous_inputs(backend):
+    if backend == "fused" and not ganfast.extension_available():
+        pytest.skip("backend='fused' needs the compiled extension")
     spec = MLPSpec((3, 6, 2), "tanh", dropout=0.5)
     gen = torch.Generator().manual_seed(2)
     x_t = torch.randn(3, 9, generator=gen, dtype=torch.float64)
@@ -670,3 +718,74 @@ def test_functional_accepts_non_contiguous_inputs(backend):
     want.backward(g)
     assert x.grad.shape == x.shape
     assert_close_rel(x.grad, xc.grad, 1e-15)
+
+
+# --- folded from the old CUDA-only file: argument checks on every device, and the GPU-only cases --
+
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
+def test_mlp_op_argument_checks_on_every_device(device):
+    spec = MLPSpec((3, 4, 1))
+    x = torch.randn(5, 3, device=device)
+    p = torch.randn(spec.num_params, device=device)
+    args = (list(spec.widths), spec.layer_act_codes, spec.layer_act_params, 0.0, 0, 0)
+    with pytest.raises(RuntimeError, match="x has 2 features"):
+        OPS.mlp_forward(x[:, :2].contiguous(), p, *args)
+    if device != "cpu":
+        with pytest.raises(RuntimeError, match="params is on cpu"):
+            OPS.mlp_forward(x, p.cpu(), *args)
+    with pytest.raises(RuntimeError, match="dropout must be in"):
+        OPS.mlp_forward(x, p, *args[:3], 1.0, 0, 0)
+    out, saved = OPS.mlp_forward(x, p, *args)
+    with pytest.raises(RuntimeError, match="saved does not come from mlp_forward"):
+        OPS.mlp_backward(torch.ones_like(out), x, p, saved[:-1].contiguous(), *args)
+
+
+@requires_ext
+@pytest.mark.parametrize("device", DEVICES)
+def test_fill_rejects_on_every_device(device):
+    with pytest.raises(RuntimeError, match="seed must be >= 0"):
+        OPS.fill_uniform_(torch.empty(3, device=device), -1, 0, 0.0, 1.0)
+    with pytest.raises(RuntimeError, match="std > 0"):
+        OPS.fill_normal_(torch.empty(3, device=device), 1, 0, 0.0, 0.0)
+    with pytest.raises(RuntimeError, match="float32 or float64"):
+        OPS.fill_uniform_(torch.empty(3, dtype=torch.int32, device=device), 1, 0, 0.0, 1.0)
+
+
+@requires_ext
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("widths,act", [((1, 16, 32, 16, 1), "relu"), ((2, 256, 256, 2), "leaky_relu")])
+def test_cuda_saved_activations_match_cpu(widths, act, dtype):
+    """What only the two devices can compare: `saved` (the activations the backward reads). The
+    products are the same sums in the same order, but the AVX2 build contracts them with FMA
+    and the CUDA build (--fmad=false) does not, so relu pre-activations are equal to rounding,
+    not bitwise: compared with a tolerance (the activations are continuous, so no sample near a
+    kink can flip them by more than that; the gradients near kinks are the grid's business)."""
+    spec = MLPSpec(widths, act, "identity", 0.0, 0.1 if act == "leaky_relu" else None)
+    gen = torch.Generator().manual_seed(_case_seed(widths, act, str(dtype)))
+    x = torch.randn(500, spec.in_features, generator=gen, dtype=torch.float64)
+    params = reference.init_params(spec, dtype=torch.float64, generator=gen)
+    args = (list(spec.widths), spec.layer_act_codes, spec.layer_act_params, 0.0, 7, 3)
+    _, saved_cpu = OPS.mlp_forward(x.to(dtype), params.to(dtype), *args)
+    _, saved_cuda = OPS.mlp_forward(x.to("cuda", dtype), params.to("cuda", dtype), *args)
+    assert_close_rel(saved_cuda.cpu(), saved_cpu, 1e-12 if dtype == torch.float64 else 1e-5, what="saved")
+
+
+@requires_ext
+@pytest.mark.gpu
+def test_saved_buffers_are_interchangeable_between_devices():
+    """CUDA's `saved` has the CPU layout: a backward on either device accepts the other's."""
+    spec = MLPSpec((3, 9, 6, 2), "tanh", "sigmoid", 0.4)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(33, 3, generator=gen, dtype=torch.float64)
+    p = torch.randn(spec.num_params, generator=gen, dtype=torch.float64)
+    g = torch.randn(33, 2, generator=gen, dtype=torch.float64)
+    args = (list(spec.widths), spec.layer_act_codes, spec.layer_act_params, spec.dropout, 17, 3)
+    _, saved_cpu = OPS.mlp_forward(x, p, *args)
+    _, saved_cuda = OPS.mlp_forward(x.to("cuda"), p.to("cuda"), *args)
+    assert_close_rel(saved_cuda.cpu(), saved_cpu, 1e-12, what="saved")
+    a = OPS.mlp_backward(g.to("cuda"), x.to("cuda"), p.to("cuda"), saved_cpu.to("cuda"), *args)
+    b = OPS.mlp_backward(g, x, p, saved_cuda.cpu(), *args)
+    for got, want, name in zip(a, b, ("grad wrt x", "grad wrt params")):
+        assert_close_rel(got.cpu(), want, 1e-12, what=name)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ganfast import random as philox
-from ganfast.config import load_preset
+from ganfast.app.config import load_preset
 from ganfast.random import PhiloxStream
 from ganfast.reference_train import MemberTrainer, Sampler, moments, train_reference
 from ganfast.state import GanState, init_state

@@ -1,17 +1,17 @@
-"""Tests of the population state (ganfast/state.py): init, views, checkpoints."""
+"""Tests of the population state (ganfast/state.py): init, views. (Checkpoints are the
+application's: tests/app/test_run.py.)"""
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
 
 import ganfast
 from conftest import requires_ext
-from ganfast.config import list_presets, load_config, load_preset
+from ganfast.app.config import list_presets, load_preset
 from ganfast.random import PhiloxStream
-from ganfast.state import STATE_VERSION, GanState, init_state, load_state, philox_init, save_state
+from ganfast.state import GanState, init_state, philox_init
 
 FIELDS = ("g_params", "d_params", "g_opt", "d_opt", "offsets", "epochs", "seeds", "lrs")
 
@@ -47,6 +47,20 @@ def _one_torch_thread():
 @pytest.fixture
 def cfg():
     return load_preset("how-to-gan").replace(batch_size=16, population=3, seed=4)
+
+
+def test_init_state_of_a_gan_spec_and_of_its_config(cfg):
+    """A GanSpec with explicit seed and population is the same as the config that holds them."""
+    a = init_state(cfg)
+    b = init_state(cfg.gan_spec, seed=4, population=3)
+    assert_states_equal(a, b)
+    one = init_state(cfg.gan_spec)  # seed 0, one member
+    assert one.population == 1 and one.seeds.tolist() == [0]
+    assert_states_equal(init_state(cfg, seed=0, population=1), one)
+    with pytest.raises(TypeError, match="expected a GanSpec"):
+        init_state("how-to-gan")
+    with pytest.raises(ValueError, match="population >= 1"):
+        init_state(cfg, population=0)
 
 
 # --- init_state -----------------------------------------------------------------------------
@@ -200,108 +214,3 @@ def test_training_a_member_view_with_the_reference(cfg):
         assert torch.equal(t[:2], b[:2]), f"{name}: other rows changed"
     assert s.epochs.tolist() == [0, 0, 2]
     assert not torch.equal(s.d_params[2], before.d_params[2])
-
-
-# --- checkpoints ----------------------------------------------------------------------------
-
-def test_save_load_round_trip(tmp_path, cfg):
-    s = trained_state(cfg)
-    assert s.g_opt.any() and s.epoch == 2
-    path = tmp_path / "ckpt.pt"
-    extra = {"step": 7, "note": "hello", "history": [1.0, 2.5]}
-    save_state(path, s, cfg, extra)
-    loaded, config, got_extra = load_state(path)
-    assert_states_equal(loaded, s)
-    assert config == cfg.to_dict()
-    assert load_config(config) == cfg
-    assert got_extra == extra
-    # str paths work too, and extra defaults to {}
-    save_state(str(path), s, cfg)
-    _, _, got_extra = load_state(str(path))
-    assert got_extra == {}
-
-
-def test_save_load_float64_population(tmp_path):
-    cfg = load_preset("ring8").replace(dtype="float64", population=2, batch_size=8)
-    s = trained_state(cfg, 1)
-    save_state(tmp_path / "c.pt", s, cfg)
-    loaded, config, _ = load_state(tmp_path / "c.pt", device="cpu")
-    assert_states_equal(loaded, s)
-    assert load_config(config) == cfg
-
-
-def test_save_is_atomic(tmp_path, cfg):
-    path = tmp_path / "ckpt.pt"
-    path.write_bytes(b"an older file that must be replaced")
-    s = init_state(cfg)
-    save_state(path, s, cfg)
-    assert sorted(os.listdir(tmp_path)) == ["ckpt.pt"]  # no .tmp left behind
-    assert_states_equal(load_state(path)[0], s)
-    # overwrite an existing checkpoint with a newer state
-    s2 = trained_state(cfg, 1)
-    save_state(path, s2, cfg)
-    assert sorted(os.listdir(tmp_path)) == ["ckpt.pt"]
-    assert_states_equal(load_state(path)[0], s2)
-
-
-def test_failed_save_keeps_the_old_checkpoint(tmp_path, cfg, monkeypatch):
-    path = tmp_path / "ckpt.pt"
-    s = init_state(cfg)
-    save_state(path, s, cfg)
-
-    def crash(obj, f, *args, **kwargs):  # a write that dies half way
-        f.write(b"PK\x03\x04 half")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
-        save_state(path, trained_state(cfg, 1), cfg)
-    monkeypatch.undo()
-    assert_states_equal(load_state(path)[0], s)
-    assert not (tmp_path / "ckpt.pt.tmp").exists()  # the half-written file is cleaned up
-
-
-def test_load_truncated_file_raises_value_error(tmp_path, cfg):
-    path = tmp_path / "ckpt.pt"
-    save_state(path, init_state(cfg), cfg)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="ckpt.pt"):
-        load_state(path)
-
-
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all\n" * 10, bytes(range(256))])
-def test_load_garbage_raises_value_error(tmp_path, content):
-    path = tmp_path / "garbage.pt"
-    path.write_bytes(content)
-    with pytest.raises(ValueError, match=str(path).replace("\\", "\\\\")):
-        load_state(path)
-
-
-@pytest.mark.parametrize("payload", [
-    {"a": torch.zeros(2)},                    # some other torch file
-    [1, 2, 3],
-    {"version": STATE_VERSION + 1, "state": {}, "config": {}, "extra": {}},
-])
-def test_load_foreign_torch_file_raises_value_error(tmp_path, payload):
-    path = tmp_path / "foreign.pt"
-    torch.save(payload, path)
-    with pytest.raises(ValueError, match="foreign.pt"):
-        load_state(path)
-
-
-def test_load_missing_file_raises_file_not_found(tmp_path):
-    path = tmp_path / "nowhere" / "ckpt.pt"
-    with pytest.raises(FileNotFoundError, match="ckpt.pt"):
-        load_state(path)
-
-
-@pytest.mark.parametrize("payload", [
-    {"version": STATE_VERSION},
-    {"version": STATE_VERSION, "state": {"a": torch.zeros(1)}, "config": {}, "extra": {}},
-])
-def test_load_malformed_checkpoint_raises_value_error(tmp_path, payload):
-    path = tmp_path / "malformed.pt"
-    torch.save(payload, path)
-    with pytest.raises(ValueError, match="malformed.pt"):
-        load_state(path)

@@ -12,19 +12,8 @@ namespace {
 
 at::Tensor gan_train_cpu(at::Tensor g_params, at::Tensor d_params, at::Tensor g_opt, at::Tensor d_opt,
                          at::Tensor offsets, at::Tensor epochs, const at::Tensor& seeds, const at::Tensor& lrs,
-                         at::IntArrayRef g_widths, at::IntArrayRef g_acts, at::ArrayRef<double> g_act_params,
-                         double g_dropout, at::IntArrayRef d_widths, at::IntArrayRef d_acts,
-                         at::ArrayRef<double> d_act_params, double d_dropout, int64_t d_input, int64_t noise_kind,
-                         int64_t noise_dim, double noise_a, double noise_b, int64_t data_dim,
-                         at::ArrayRef<double> data_centers, at::ArrayRef<double> data_cum_weights,
-                         at::ArrayRef<double> data_std,
-                         int64_t batch, int64_t d_steps, int64_t g_steps, int64_t g_loss, at::IntArrayRef opt_kinds,
-                         at::ArrayRef<double> opt_d, at::ArrayRef<double> opt_g, int64_t num_epochs) {
-  const GanArgs args{g_widths, g_acts, g_act_params, g_dropout, d_widths, d_acts, d_act_params, d_dropout,
-                     d_input, noise_kind, noise_dim, noise_a, noise_b, data_dim, data_centers, data_cum_weights,
-                     data_std, batch, d_steps, g_steps, g_loss, opt_kinds, opt_d,
-                     opt_g};
-  const core::GanDesc desc = make_gan_desc(args);
+                         const at::Tensor& desc_tensor, int64_t num_epochs) {
+  const core::GanDesc desc = make_gan_desc(desc_tensor);
   const GanState st{g_params, d_params, g_opt, d_opt, offsets, epochs, seeds, lrs};
   const int64_t P = check_gan_state(desc, st);
   TORCH_CHECK(num_epochs >= 0, "ganfast: num_epochs must be >= 0");
@@ -58,8 +47,13 @@ at::Tensor gan_train_cpu(at::Tensor g_params, at::Tensor d_params, at::Tensor g_
   return metrics;
 }
 
+void gan_check_description(const at::Tensor& desc) { make_gan_desc(desc); }
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(ganfast, CPU, m) { m.impl("gan_train_", &gan_train_cpu); }
+TORCH_LIBRARY_IMPL(ganfast, CPU, m) {
+  m.impl("gan_train_", &gan_train_cpu);
+  m.impl("gan_check_description", &gan_check_description);
+}
 
 }  // namespace ganfast

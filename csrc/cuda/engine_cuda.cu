@@ -747,18 +747,8 @@ Placement plan_buffers(const gc::GanDesc& desc, int64_t budget, int64_t* smem_by
 
 at::Tensor gan_train_cuda(at::Tensor g_params, at::Tensor d_params, at::Tensor g_opt, at::Tensor d_opt,
                           at::Tensor offsets, at::Tensor epochs, const at::Tensor& seeds, const at::Tensor& lrs,
-                          at::IntArrayRef g_widths, at::IntArrayRef g_acts, at::ArrayRef<double> g_act_params,
-                          double g_dropout, at::IntArrayRef d_widths, at::IntArrayRef d_acts,
-                          at::ArrayRef<double> d_act_params, double d_dropout, int64_t d_input, int64_t noise_kind,
-                          int64_t noise_dim, double noise_a, double noise_b, int64_t data_dim,
-                          at::ArrayRef<double> data_centers, at::ArrayRef<double> data_cum_weights,
-                          at::ArrayRef<double> data_std, int64_t batch, int64_t d_steps, int64_t g_steps,
-                          int64_t g_loss, at::IntArrayRef opt_kinds, at::ArrayRef<double> opt_d,
-                          at::ArrayRef<double> opt_g, int64_t num_epochs) {
-  const GanArgs args{g_widths, g_acts, g_act_params, g_dropout, d_widths, d_acts, d_act_params, d_dropout,
-                     d_input, noise_kind, noise_dim, noise_a, noise_b, data_dim, data_centers, data_cum_weights,
-                     data_std, batch, d_steps, g_steps, g_loss, opt_kinds, opt_d, opt_g};
-  const gc::GanDesc desc = make_gan_desc(args);
+                          const at::Tensor& desc_tensor, int64_t num_epochs) {
+  const gc::GanDesc desc = make_gan_desc(desc_tensor);  // the description stays on the CPU
   const GanState st{g_params, d_params, g_opt, d_opt, offsets, epochs, seeds, lrs};
   const int64_t P = check_gan_state(desc, st);
   TORCH_CHECK(num_epochs >= 0, "ganfast: num_epochs must be >= 0");
@@ -779,9 +769,10 @@ at::Tensor gan_train_cuda(at::Tensor g_params, at::Tensor d_params, at::Tensor g
   if (num_epochs == 0) return metrics;
 
   // The data distribution's arrays on the device: centres | cumulative weights | std.
-  std::vector<double> host_data(data_centers.begin(), data_centers.end());
-  host_data.insert(host_data.end(), data_cum_weights.begin(), data_cum_weights.end());
-  host_data.insert(host_data.end(), data_std.begin(), data_std.end());
+  const int64_t n_centers = static_cast<int64_t>(desc.data.modes) * desc.data.dim;
+  std::vector<double> host_data(desc.data.centers, desc.data.centers + n_centers);
+  host_data.insert(host_data.end(), desc.data.cum_weights, desc.data.cum_weights + desc.data.modes);
+  host_data.insert(host_data.end(), desc.data.std, desc.data.std + desc.data.dim);
   const at::Tensor data_dev =
       at::tensor(host_data, at::TensorOptions().dtype(at::kDouble)).to(g_params.device(), /*non_blocking=*/false);
 
@@ -824,8 +815,8 @@ at::Tensor gan_train_cuda(at::Tensor g_params, at::Tensor d_params, at::Tensor g
     a.data_dim = desc.data.dim;
     a.modes = desc.data.modes;
     a.centers = data_dev.data_ptr<double>();
-    a.cum = a.centers + data_centers.size();
-    a.data_std = a.cum + data_cum_weights.size();
+    a.cum = a.centers + n_centers;
+    a.data_std = a.cum + desc.data.modes;
     a.g_loss = desc.g_loss;
     a.N = static_cast<int>(N);
     a.M = static_cast<int>(M);

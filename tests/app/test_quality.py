@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from ganfast.datasets import load_digits
-from ganfast.quality import digit_classifier, score_digits
+from ganfast.app.datasets import load_digits
+from ganfast.app.quality import digit_classifier, score_digits
 
 pytest.importorskip("sklearn")
 

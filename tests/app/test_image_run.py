@@ -11,9 +11,9 @@ import yaml
 from PIL import Image
 
 import ganfast
-import ganfast.train as train_cli
-from ganfast.config import load_config, load_preset
-from ganfast.image_train import ImageTrainer
+import ganfast.app.cli as train_cli
+from ganfast.app.config import load_config, load_preset
+from ganfast.app.image_train import ImageTrainer
 from conftest import read_csv, run_dir_of
 from test_datasets import write_mnist
 

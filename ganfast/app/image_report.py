@@ -12,7 +12,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ganfast import report
+from ganfast.app import report
+from ganfast.app.files import atomic_write
 
 MIN_TILE = 32  # pixels: small images are upscaled (nearest) to at least this size
 
@@ -52,23 +53,7 @@ def save_png(path, grid: np.ndarray) -> Path:
     from PIL import Image
 
     img = Image.fromarray(grid, "RGB")
-    return report.atomic_write(path, lambda f: img.save(f, format="PNG"), binary=True)
-
-
-def write_gif(path, grids: Sequence[np.ndarray], *, fps: float = 4, max_frames: int = 100) -> Path:
-    """Animated GIF of grids (first and last kept when thinned to max_frames; the last frame
-    is held a second so the end result is seen)."""
-    from PIL import Image
-
-    if not grids:
-        raise ValueError("write_gif needs at least one grid")
-    idx = np.unique(np.linspace(0, len(grids) - 1, min(len(grids), max_frames)).round().astype(int))
-    frames = [Image.fromarray(grids[i], "RGB") for i in idx]
-    step = max(20, round(1000 / fps))
-    durations = [step] * (len(frames) - 1) + [max(step, 1000)]
-    save = lambda f: frames[0].save(  # noqa: E731
-        f, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    return report.atomic_write(path, save, binary=True)
+    return atomic_write(path, lambda f: img.save(f, format="PNG"), binary=True)
 
 
 def write_image_report(run_dir, *, rows: Sequence[Mapping[str, Any]], grids: Sequence[np.ndarray],
@@ -86,5 +71,6 @@ def write_image_report(run_dir, *, rows: Sequence[Mapping[str, Any]], grids: Seq
         report.plot_losses(run_dir / "losses.png", it, d, g, title=f"{summary.get('name', '')} losses",
                            xlabel="iteration")
     if plots and grids:
-        write_gif(run_dir / "training.gif", grids)
+        # the last grid is held a second so the end result is seen
+        report.write_gif(run_dir / "training.gif", grids, fps=4, max_frames=100, hold_last=1.0)
     return summary

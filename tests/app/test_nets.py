@@ -1,12 +1,12 @@
-"""Tests of ganfast.nets: which module runs each net of a config, shapes, inits, messages."""
+"""Tests of ganfast.app.nets: which module runs each net of a config, shapes, inits, messages."""
 import pytest
 import torch
 from torch import nn
 
 import ganfast
 from conftest import requires_ext
-from ganfast import nets
-from ganfast.config import load_preset
+from ganfast.app import nets
+from ganfast.app.config import load_preset
 
 
 def build(cfg, role, seed=0, **kw):
@@ -28,7 +28,7 @@ def test_auto_picks_fused_where_it_fits():
     assert nets.describe(build(cfg, "generator")) == "fused MLP 32-256-256-64"
     assert nets.describe(build(cfg, "generator", backend="torch")) == (
         "PyTorch MLP 32-256-256-64 (requested backend 'torch')")
-    assert nets.fused_unavailable_reason(cfg, "generator", "cpu", torch.float32) is None
+    assert nets.why_not_fused(cfg, "generator", "cpu") is None
 
 
 def test_wide_mlp_runs_in_pytorch_and_says_why():
@@ -36,7 +36,7 @@ def test_wide_mlp_runs_in_pytorch_and_says_why():
     D = build(cfg, "discriminator")
     assert isinstance(D, ganfast.Discriminator) and nets.backend_of(D) == "torch"
     assert "wider than the fused kernels' limit of 256" in nets.describe(D)
-    assert "wider than" in nets.fused_unavailable_reason(cfg, "discriminator", "cpu", torch.float32)
+    assert "wider than" in nets.why_not_fused(cfg, "discriminator", "cpu")
     x = torch.rand(3, 784)
     assert D(x).shape == (3, 1)
 
@@ -49,7 +49,7 @@ def test_virtuo_generator_has_batchnorm():
     assert [m.out_features for m in G if isinstance(m, nn.Linear)] == [256, 512, 1024, 784]
     assert G[2].negative_slope == 0.2
     assert "BatchNorm1d" in nets.describe(G) and nets.backend_of(G) == "torch"
-    assert "BatchNorm" in nets.fused_unavailable_reason(cfg, "generator", "cpu", torch.float32)
+    assert "BatchNorm" in nets.why_not_fused(cfg, "generator", "cpu")
     out = G(torch.randn(4, 784))
     assert out.shape == (4, 784) and bool((out.abs() <= 1).all())
 
@@ -65,7 +65,7 @@ def test_dcgan_shapes_and_init():
     assert [c.out_channels for c in convs] == [512, 256, 128, 3]
     w = torch.cat([c.weight.detach().flatten() for c in convs])
     assert abs(float(w.std()) - 0.02) < 0.001 and abs(float(w.mean())) < 0.001
-    assert "conv net" in nets.fused_unavailable_reason(cfg, "discriminator", "cpu", torch.float32)
+    assert "conv net" in nets.why_not_fused(cfg, "discriminator", "cpu")
 
 
 def test_cifar_conv_discriminator_shapes():

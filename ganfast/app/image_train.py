@@ -1,15 +1,15 @@
 """Training on image data sets (digits, MNIST, CIFAR-10): the seeds' image GANs.
 
-The updates are the toy trainer's (ganfast.reference_train.GanSteps: BCE losses, the D/G
-alternation, torch.optim SGD/Adam and StepLR; here torch's fused optimizer kernels); only the
-batches differ. An epoch is one pass
+The updates are the toy reference trainer's (ganfast.steps.GanSteps: BCE losses, the D/G
+alternation, torch.optim SGD/Adam; here torch's fused optimizer kernels) and so is the StepLR
+schedule (OptimizerSpec.lr_at, set once per epoch); only the batches differ. An epoch is one pass
 over the data set in a shuffled order; an iteration is `d_steps` D updates, each on the next
 `batch_size` real images (a last partial batch is dropped, as BatchNorm needs whole batches),
-then `g_steps` G updates. LR schedules step once per epoch.
+then `g_steps` G updates.
 
 Random numbers: noise comes from the Philox stream of `cfg.seed` (shared with the flat MLPs'
 dropout, as in the toy trainer); the order of epoch e is the argsort of Philox words of seed
-`cfg.seed + ORDER_SEED`, offset e * N, so it depends on the epoch alone. PyTorch layers
+`cfg.seed + DATA_ORDER_SHIFT`, offset e * N, so it depends on the epoch alone. PyTorch layers
 (nn.Dropout in a conv net) draw from a private copy of torch's RNG state, saved with the
 checkpoint. So a resumed run ends bit-identical to one that was never interrupted (on the CPU).
 """
@@ -19,18 +19,16 @@ import math
 
 import torch
 
-from ganfast import functional, nets
-from ganfast.config import TrainConfig
-from ganfast.datasets import ImageSet
-from ganfast.random import PhiloxStream, derived_seed, philox_words
-from ganfast.reference_train import GanSteps, make_optimizer, make_scheduler, step_schedulers
+from ganfast import functional
+from ganfast.app import nets
+from ganfast.app.config import TrainConfig
+from ganfast.app.datasets import ImageSet
+from ganfast.app.run import fixed_noise
+from ganfast.random import DATA_ORDER_SHIFT, FIXED_NOISE_SHIFT, PhiloxStream, derived_seed, philox_words
+from ganfast.steps import GanSteps, make_optimizer, set_epoch_lr
 
 #: Columns of an image run's metrics, one row per logged iteration.
 METRIC_NAMES = ("d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
-ORDER_SEED = 3_000_017        # data order: Philox seed cfg.seed + this
-GRID_NOISE_SEED = 1_000_003   # the fixed noise batch of the sample grids: seed cfg.seed + this
-STATE_VERSION = 1
-
 
 
 def prepare_images(data: ImageSet, cfg: TrainConfig, device=None) -> torch.Tensor:
@@ -42,15 +40,9 @@ def prepare_images(data: ImageSet, cfg: TrainConfig, device=None) -> torch.Tenso
     return x * (high - low) + low if (low, high) != (0.0, 1.0) else x.contiguous()
 
 
-def fixed_noise(cfg: TrainConfig, n: int, seed_shift: int, device=None) -> torch.Tensor:
-    """n noise vectors from the Philox stream cfg.seed + seed_shift (offset 0): a batch that stays
-    the same over a run, e.g. the sample grids' (GRID_NOISE_SEED)."""
-    return functional.noise(cfg.noise, n, derived_seed(cfg.seed, seed_shift), dtype=cfg.torch_dtype, device=device)
-
-
 def grid_noise(cfg: TrainConfig, n: int, device=None) -> torch.Tensor:
     """The fixed noise batch every sample grid of a run is drawn from."""
-    return fixed_noise(cfg, n, GRID_NOISE_SEED, device)
+    return fixed_noise(cfg, n, FIXED_NOISE_SHIFT, device)
 
 
 class ImageTrainer:
@@ -61,7 +53,7 @@ class ImageTrainer:
             raise ValueError(f"ImageTrainer needs an image config, got data.kind {cfg.data.kind!r}")
         self.cfg, self.device = cfg, torch.device(device or "cpu")
         self.x = prepare_images(data, cfg, self.device)
-        self.n_images = self.x.shape[0]
+        self.n_images, self.source = self.x.shape[0], data.source
         need = cfg.batch_size * cfg.d_steps
         if self.n_images < need:
             raise ValueError(f"the {data.kind} data set has {self.n_images} images, fewer than one "
@@ -75,15 +67,13 @@ class ImageTrainer:
         self.rng_state = init.get_state()  # continues where the init left off: nn.Dropout's draws
         self.d_opt = make_optimizer(cfg.optimizer_d, self.D.parameters(), cfg.optimizer_d.lr, fused=True)
         self.g_opt = make_optimizer(cfg.optimizer_g, self.G.parameters(), cfg.optimizer_g.lr, fused=True)
-        self.d_sched = make_scheduler(cfg.optimizer_d, self.d_opt)
-        self.g_sched = make_scheduler(cfg.optimizer_g, self.g_opt)
         self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, cfg.loss.generator)
         self.epoch = 0
         self.iteration = 0
 
     # --- batches -------------------------------------------------------------------------
     def _order(self, epoch: int) -> torch.Tensor:
-        words = philox_words(derived_seed(self.cfg.seed, ORDER_SEED), epoch * self.n_images, self.n_images)
+        words = philox_words(derived_seed(self.cfg.seed, DATA_ORDER_SHIFT), epoch * self.n_images, self.n_images)
         return torch.argsort(words, stable=True).to(self.device)
 
     def _noise(self) -> torch.Tensor:
@@ -121,8 +111,9 @@ class ImageTrainer:
                 if on_iteration is not None:
                     on_iteration(i + 1, self.iterations_per_epoch)
             self.rng_state = torch.get_rng_state()
-        step_schedulers((self.d_sched, self.d_opt), (self.g_sched, self.g_opt))
         self.epoch += 1
+        for opt, o in ((self.d_opt, cfg.optimizer_d), (self.g_opt, cfg.optimizer_g)):
+            set_epoch_lr(opt, o, o.lr, self.epoch)  # StepLR: the next epoch's learning rate
         return rows
 
     def _row(self, loss_real, loss_fake, g_loss, d_real, d_fake) -> dict:
@@ -146,22 +137,20 @@ class ImageTrainer:
 
     # --- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict:
-        sched = {k: s.state_dict() for k, s in (("d", self.d_sched), ("g", self.g_sched)) if s is not None}
-        return {"version": STATE_VERSION, "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+        """Everything training goes on from (references to the live tensors: copy to keep)."""
+        return {"generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
                 "optimizer_d": self.d_opt.state_dict(), "optimizer_g": self.g_opt.state_dict(),
-                "schedulers": sched, "stream": [self.stream.seed, self.stream.offset],
-                "rng_state": self.rng_state.clone(), "epoch": self.epoch, "iteration": self.iteration}
+                "stream": [self.stream.seed, self.stream.offset], "rng_state": self.rng_state.clone(),
+                "epoch": self.epoch, "iteration": self.iteration}
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"not an image-run checkpoint of version {STATE_VERSION}")
-        self.G.load_state_dict(state["generator"])
-        self.D.load_state_dict(state["discriminator"])
-        self.d_opt.load_state_dict(state["optimizer_d"])
-        self.g_opt.load_state_dict(state["optimizer_g"])
-        for key, sched in (("d", self.d_sched), ("g", self.g_sched)):
-            if sched is not None:
-                sched.load_state_dict(state["schedulers"][key])
-        self.stream.seed, self.stream.offset = (int(v) for v in state["stream"])
-        self.rng_state = state["rng_state"].clone()
-        self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
+        try:
+            self.G.load_state_dict(state["generator"])
+            self.D.load_state_dict(state["discriminator"])
+            self.d_opt.load_state_dict(state["optimizer_d"])
+            self.g_opt.load_state_dict(state["optimizer_g"])
+            self.stream.seed, self.stream.offset = (int(v) for v in state["stream"])
+            self.rng_state = state["rng_state"].clone()
+            self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"not the state of an image trainer ({type(e).__name__}: {e})") from None

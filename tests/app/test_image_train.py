@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from conftest import requires_ext
-from ganfast.config import load_config, load_preset
-from ganfast.datasets import IMAGE_SHAPES, ImageSet, load_digits
-from ganfast.image_train import ImageTrainer, grid_noise, prepare_images
+from ganfast.app.config import load_config, load_preset
+from ganfast.app.datasets import IMAGE_SHAPES, ImageSet, load_digits
+from ganfast.app.image_train import ImageTrainer, grid_noise, prepare_images
 
 
 def synthetic(kind: str, n: int, seed: int = 0) -> ImageSet:
@@ -144,8 +144,8 @@ def test_errors():
     with pytest.raises(ValueError, match="the data set is 'mnist' but the config's data.kind is 'digits'"):
         ImageTrainer(cfg, synthetic("mnist", 32))
     t = ImageTrainer(cfg, digits(32))
-    with pytest.raises(ValueError, match="not an image-run checkpoint"):
-        t.load_state_dict({"version": 99})
+    with pytest.raises(ValueError, match="not the state of an image trainer"):
+        t.load_state_dict({"version": 99})  # not what ImageTrainer.state_dict writes
 
 
 def test_config_file_with_image_data(tmp_path):

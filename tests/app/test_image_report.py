@@ -1,4 +1,4 @@
-"""Tests of ganfast.image_report: sample grids, PNG and GIF files, the image run report."""
+"""Tests of ganfast.app.image_report (and the one GIF writer, ganfast.app.report.write_gif): sample grids, PNG and GIF files, the image run report."""
 import json
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganfast import image_report
+from ganfast.app import image_report, report
 
 
 def test_grey_grid_layout_and_upscaling():
@@ -45,12 +45,20 @@ def test_png_and_gif(tmp_path):
     grids = [image_report.make_grid(torch.full((4, 1, 8, 8), v)) for v in (0.0, 0.5, 1.0)]
     png = image_report.save_png(tmp_path / "a.png", grids[1])
     assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), grids[1])
-    gif = image_report.write_gif(tmp_path / "t.gif", grids)
+    gif = report.write_gif(tmp_path / "t.gif", grids, fps=4, max_frames=100, hold_last=1.0)
     with Image.open(gif) as im:
         assert im.n_frames == 3
+        durations = []
+        for k in range(3):
+            im.seek(k)
+            durations.append(im.info["duration"])
+    assert durations == [250, 250, 1000]  # the last grid is held a second
+    thinned = report.write_gif(tmp_path / "u.gif", grids * 5, fps=4, max_frames=4)
+    with Image.open(thinned) as im:
+        assert im.n_frames == 4
     assert not list(tmp_path.glob("*.tmp"))
-    with pytest.raises(ValueError, match="at least one grid"):
-        image_report.write_gif(tmp_path / "e.gif", [])
+    with pytest.raises(ValueError, match="at least one image"):
+        report.write_gif(tmp_path / "e.gif", [], fps=4, max_frames=10)
 
 
 def test_write_image_report(tmp_path):

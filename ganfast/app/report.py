@@ -1,8 +1,9 @@
 """Turn a finished (or interrupted) training run into files in a run folder.
 
 metrics.csv and summary.json come first, so the numbers survive even if a plot fails.
-Only numpy and the standard library are imported here; matplotlib and PIL are imported
-inside the plotting functions, so ``import ganfast.report`` stays cheap. Figures are built
+Only numpy and the standard library are imported here; matplotlib, PIL and torch (its normal
+CDF) are imported inside the functions that need them, so ``import ganfast.app.report`` stays
+cheap. Figures are built
 with ``matplotlib.figure.Figure`` on an Agg canvas rather than through pyplot: that needs
 no display, never switches the caller's global backend, and leaks no figures.
 
@@ -21,9 +22,11 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from ganfast.app.files import atomic_write
 
 __all__ = [
     "write_metrics_csv",
@@ -33,29 +36,15 @@ __all__ = [
     "plot_moments",
     "plot_losses",
     "write_animation",
+    "write_gif",
+    "summarize",
     "write_report",
 ]
 
 _MAX_POINTS = 5000  # scatter plots draw at most this many points: enough to see the shape
-_erfc = np.frompyfunc(math.erfc, 1, 1)  # exact (libm) erfc; scipy is not a dependency
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def atomic_write(path, write: Callable, binary: bool = False) -> Path:
-    """Write through ``path.tmp`` + os.replace so readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") if binary else open(tmp, "w", newline="", encoding="utf-8") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _plain(value):
@@ -171,12 +160,15 @@ def _finite(x: np.ndarray) -> np.ndarray:
 
 
 def _cdf(x, centers, stds, weights) -> np.ndarray:
-    """CDF of a 1-D Gaussian mixture at ``x`` (a loop over components bounds memory)."""
-    x = np.asarray(x, float)
-    out = np.zeros(x.shape)
+    """CDF of a 1-D Gaussian mixture at ``x`` (torch.special.ndtr, float64; a loop over the
+    components bounds memory)."""
+    import torch
+
+    x = torch.as_tensor(np.asarray(x, float))
+    out = torch.zeros_like(x)
     for c, s, w in zip(centers, stds, weights):
-        out += w * 0.5 * _erfc((c - x) / (s * math.sqrt(2.0))).astype(float)
-    return out
+        out += float(w) * torch.special.ndtr((x - float(c)) / float(s))
+    return out.numpy()
 
 
 def _pdf(x, centers, stds, weights) -> np.ndarray:
@@ -413,9 +405,7 @@ def write_animation(path, frames: Sequence[Mapping[str, Any]], target=None, *, f
     frames = list(frames)
     if not frames:
         raise ValueError("write_animation needs at least one frame")
-    if len(frames) > max_frames:
-        keep = np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))
-        frames = [frames[i] for i in keep]
+    frames = [frames[i] for i in _thin(len(frames), max_frames)]
     t = _parse_target(target)
     xs = [_finite(_as_2d(f["samples"])) for f in frames]
     fig = _figure(6, 4)
@@ -475,12 +465,29 @@ def write_animation(path, frames: Sequence[Mapping[str, Any]], target=None, *, f
         if i == 0:
             fig.tight_layout()  # once: a per-frame layout would make the axes jitter
         fig.canvas.draw()
-        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB"))
-    duration = max(20, round(1000 / fps))
-    save = lambda f: images[0].save(  # noqa: E731
-        f, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0
-    )
+        images.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    return write_gif(path, images, fps=fps, max_frames=max_frames)
+
+
+def write_gif(path, images: Sequence[np.ndarray], *, fps: float, max_frames: int, hold_last: float = 0.0) -> Path:
+    """Animated GIF of RGB uint8 images (H, W, 3), thinned evenly to at most ``max_frames``
+    (first and last kept); the last frame stays at least ``hold_last`` seconds."""
+    from PIL import Image
+
+    if not len(images):
+        raise ValueError("write_gif needs at least one image")
+    keep = _thin(len(images), max_frames)
+    frames = [Image.fromarray(np.asarray(images[i], dtype=np.uint8), "RGB") for i in keep]
+    step = max(20, round(1000 / fps))
+    durations = [step] * (len(frames) - 1) + [max(step, round(1000 * hold_last))]
+    save = lambda f: frames[0].save(  # noqa: E731
+        f, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return atomic_write(path, save, binary=True)
+
+
+def _thin(n: int, most: int) -> np.ndarray:
+    """Indices of at most ``most`` of n frames, evenly spread, first and last kept."""
+    return np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int))
 
 
 # ----------------------------------------------------------------------------- run folder
@@ -502,6 +509,20 @@ def _pivot(rows, key) -> tuple[np.ndarray, np.ndarray]:
     for r in rows:
         values[m_at[r.get("member", 0)], e_at[r["epoch"]]] = _num(r.get(key))
     return np.asarray(epochs, float), values
+
+
+def summarize(*, rows: Sequence[Mapping[str, Any]], final_samples=None, target=None,
+              extra_summary: Mapping[str, Any] | None = None) -> dict:
+    """The summary of a run (plain types): the distances of ``final_samples`` to ``target``
+    (distance_to_target), the last epoch, the number of members, then ``extra_summary``."""
+    t = _parse_target(target)
+    summary = distance_to_target(final_samples, t) if final_samples is not None else {}
+    if any("epoch" in r for r in rows):
+        summary["last_epoch"] = max(r["epoch"] for r in rows if "epoch" in r)
+    if rows:
+        summary["n_members"] = len({r.get("member", 0) for r in rows})
+    summary.update(extra_summary or {})
+    return _plain(summary)
 
 
 def write_report(
@@ -527,14 +548,7 @@ def write_report(
     rows = [dict(r) for r in rows or ()]
     t = _parse_target(target)
     write_metrics_csv(run_dir / "metrics.csv", rows)
-
-    summary = distance_to_target(final_samples, t) if final_samples is not None else {}
-    if any("epoch" in r for r in rows):
-        summary["last_epoch"] = max(r["epoch"] for r in rows if "epoch" in r)
-    if rows:
-        summary["n_members"] = len({r.get("member", 0) for r in rows})
-    summary.update(extra_summary or {})
-    summary = _plain(summary)
+    summary = summarize(rows=rows, final_samples=final_samples, target=t, extra_summary=extra_summary)
     write_summary(run_dir / "summary.json", summary)
     if not plots:
         return summary

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ganfast.report import (
+from ganfast.app.report import (
     distance_to_target,
     plot_losses,
     plot_moments,
@@ -39,7 +39,7 @@ def _no_tmp(folder):
 
 def test_import_does_not_load_matplotlib():
     # load the file alone: ganfast/__init__ (torch) is not what this test is about
-    path = Path(__file__).resolve().parents[1] / "ganfast" / "report.py"
+    path = Path(__file__).resolve().parents[2] / "ganfast" / "app" / "report.py"
     code = (
         "import importlib.util as u, sys; s = u.spec_from_file_location('r', sys.argv[1]); "
         "m = sys.modules['r'] = u.module_from_spec(s); s.loader.exec_module(m); "

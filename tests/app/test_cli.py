@@ -1,4 +1,5 @@
-"""Tests of the training CLI (ganfast/train.py, `python -m ganfast.train`).
+"""Tests of the training CLI with toy presets (ganfast/app/cli.py and toy_run.py,
+`python -m ganfast.train`).
 
 The CLI runs in-process through main([...]) with tiny configs (small batches, a few epochs)
 written to YAML files under tmp_path, so the module stays fast. Runs that must be
@@ -16,11 +17,13 @@ import torch
 import yaml
 
 import ganfast
-import ganfast.train as train_cli
+import ganfast.app.cli as train_cli
 from conftest import read_csv, requires_ext, run_dir_of
-from ganfast.config import list_presets, load_config, load_preset
+from ganfast.app import toy_run
+from ganfast.app.config import list_presets, load_config, load_preset
+from ganfast.app.run import read_checkpoint
 from ganfast.engine import METRIC_NAMES, train_fused
-from ganfast.state import load_state
+from ganfast.state import GanState
 
 STATE_FIELDS = ("g_params", "d_params", "g_opt", "d_opt", "offsets", "epochs", "seeds", "lrs")
 PLOTS = ("distribution.png", "moments.png", "losses.png", "training.gif")
@@ -39,7 +42,11 @@ def write_config(path: Path, preset: str = "devnag", **overrides) -> Path:
 
 
 def checkpoint_state(run_dir: Path):
-    return load_state(run_dir / "checkpoint.pt")
+    """(GanState, config dict, {"rows", "frames"}) of a toy run's checkpoint."""
+    payload = read_checkpoint(run_dir / "checkpoint.pt")
+    assert payload["kind"] == "toy"
+    extra = {"rows": payload["rows"], "frames": payload["state"]["frames"]}
+    return GanState(**payload["state"]["gan"]), payload["config"], extra
 
 
 def assert_states_equal(a, b):
@@ -281,7 +288,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, full_run, monke
             raise KeyboardInterrupt
         return train_fused(cfg, state, epochs)
 
-    monkeypatch.setattr(train_cli, "train_fused", interrupted_mid_chunk)
+    monkeypatch.setattr(toy_run, "train_fused", interrupted_mid_chunk)
     out = tmp_path / "out"
     common = ["--backend", "fused", "--no-plots", "--quiet"]
     assert train_cli.main(["--config", str(config), "--out", str(out), *common]) == 130
@@ -307,9 +314,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, full_run, monke
 def test_one_epoch_engine_calls_change_nothing(tmp_path, full_run, monkeypatch):
     """Log intervals are split into short engine calls (Ctrl-C latency); the split is free."""
     config, full = full_run
-    monkeypatch.setattr(train_cli, "CALL_SECONDS", 0.0)  # every call trains one epoch
+    monkeypatch.setattr(toy_run, "CALL_SECONDS", 0.0)  # every call trains one epoch
     sizes = []
-    monkeypatch.setattr(train_cli, "train_fused",
+    monkeypatch.setattr(toy_run, "train_fused",
                         lambda cfg, state, n: sizes.append(n) or train_fused(cfg, state, n))
     out = tmp_path / "out"
     assert train_cli.main(["--config", str(config), "--out", str(out), "--backend", "fused",

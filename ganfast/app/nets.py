@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ganfast import functional
-from ganfast.config import NetConfig, TrainConfig
+from ganfast.app.config import NetConfig, TrainConfig
 from ganfast.modules import MLP, Discriminator, Generator
 from ganfast.random import PhiloxStream
 from ganfast.reference import activation_module
@@ -82,7 +82,7 @@ def build_net(cfg: TrainConfig, role: str, *, backend: str = "auto", stream: Phi
     """G (noise.dim -> data.dim) or D (data.dim -> 1) of `cfg`, initialised from `generator`.
 
     `backend` ("auto" | "fused" | "torch") applies to the flat-parameter MLPs; the others are
-    PyTorch whatever it says ("fused" for them is an error, see `fused_unavailable_reason`).
+    PyTorch whatever it says ("fused" for them is an error, see `why_not_fused`).
     `stream` feeds the flat MLPs' dropout masks (Philox)."""
     if role not in ("generator", "discriminator"):
         raise ValueError(f"role must be 'generator' or 'discriminator', got {role!r}")
@@ -140,12 +140,13 @@ def describe(module: nn.Module) -> str:
     return f"PyTorch nn.Sequential, {n:,} parameters ({', '.join(kinds)}: no fused kernel for these)"
 
 
-def fused_unavailable_reason(cfg: TrainConfig, role: str, device, dtype) -> str | None:
-    """Why `--backend fused` cannot run this net, or None."""
+def why_not_fused(cfg: TrainConfig, role: str, device) -> str | None:
+    """Why `--backend fused` cannot run this net of the config, or None: conv nets and BatchNorm
+    here, the rest in ganfast.functional.fused_unavailable_reason."""
     net: NetConfig = getattr(cfg, role)
     if net.arch != "mlp":
         return f"the {role} is a conv net (arch {net.arch!r}); the fused op runs MLPs"
     if net.batchnorm:
         return f"the {role} uses BatchNorm, which the fused op does not have"
     spec = cfg.g_spec if role == "generator" else cfg.d_spec
-    return functional.fused_unavailable_reason(spec, device, dtype)
+    return functional.fused_unavailable_reason(spec, device, cfg.torch_dtype)

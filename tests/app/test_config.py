@@ -1,23 +1,23 @@
-"""Tests of ganfast.config: presets, round trips, validation messages, replace()."""
+"""Tests of ganfast.app.config: presets, round trips, validation messages, replace(), the GanSpec a
+config builds."""
 import math
 import re
 
 import pytest
 import yaml
 
-from ganfast.config import (
+from ganfast.app.config import (
     ConfigError,
     DataConfig,
     NetConfig,
-    NoiseConfig,
-    OptimizerConfig,
-    StepLRConfig,
     TrainConfig,
     list_presets,
     load_config,
     load_preset,
     preset_path,
 )
+from ganfast.gan import GanSpec, NoiseSpec, OptimizerSpec, StepLR
+from ganfast.validate import SpecError
 
 TOY_PRESETS = ["devnag", "devnag-elu", "how-to-gan", "ring8", "vanilla"]
 IMAGE_PRESETS = ["cifar-conv", "dcgan", "digits-mlp", "mnist-mlp", "virtuo"]
@@ -65,9 +65,9 @@ def test_devnag():
     assert (cfg.d_spec.activation, cfg.d_spec.output_activation) == ("sigmoid", "sigmoid")
     assert cfg.discriminator.input == "moments"
     assert cfg.data == DataConfig("normal", 1, mean=(4.0,), std=(1.25,))
-    assert cfg.noise == NoiseConfig("uniform", 1, low=0.0, high=1.0)
+    assert cfg.noise == NoiseSpec("uniform", 1, low=0.0, high=1.0)
     assert (cfg.batch_size, cfg.d_steps, cfg.g_steps, cfg.epochs, cfg.log_every) == (500, 20, 20, 5000, 100)
-    assert cfg.optimizer_d == cfg.optimizer_g == OptimizerConfig("sgd", lr=1e-3, momentum=0.9)
+    assert cfg.optimizer_d == cfg.optimizer_g == OptimizerSpec("sgd", lr=1e-3, momentum=0.9)
     assert cfg.loss.generator == "non_saturating"
     assert load_preset("devnag-elu").generator.activation == "elu"
     assert load_preset("devnag-elu").replace(name="devnag", **{"generator.activation": "tanh"}) == cfg
@@ -82,7 +82,7 @@ def test_other_presets():
     h = load_preset("how-to-gan")
     assert h.d_spec.widths == (1, 64, 64, 1) and h.g_spec.widths == (1, 32, 32, 1)
     assert h.d_spec.activation == "leaky_relu" and h.d_spec.layer_act_params[0] == 0.2
-    assert h.optimizer_g.step_lr == StepLRConfig(2000, 0.5) and h.optimizer_d.betas == (0.5, 0.999)
+    assert h.optimizer_g.step_lr == StepLR(2000, 0.5) and h.optimizer_d.betas == (0.5, 0.999)
     r = load_preset("ring8")
     assert r.g_spec.widths == (2, 64, 64, 2) and r.d_spec.widths == (2, 64, 64, 1)
     assert r.noise.kind == "normal" and r.noise.dim == 2
@@ -127,7 +127,7 @@ def test_forms_are_normalised():
     assert cfg.generator.activation == "leaky_relu" and cfg.generator.activation_param == 0.1
     assert cfg.g_spec.widths == (1, 1)  # no hidden layer: a single linear map
     assert cfg.optimizer_d.kind == "adam" and cfg.optimizer_d.lr == 1.0
-    assert cfg.optimizer_d.step_lr == StepLRConfig(5, 0.1)
+    assert cfg.optimizer_d.step_lr == StepLR(5, 0.1)
 
 
 def test_data_kinds():
@@ -153,11 +153,49 @@ def test_wide_nets_are_legal():
 
 def test_direct_construction_is_validated():
     cfg = TrainConfig(noise={"kind": "normal", "dim": 2}, generator=NetConfig(hidden=[3]))
-    assert cfg.noise == NoiseConfig("normal", 2) and cfg.generator.hidden == (3,)
+    assert cfg.noise == NoiseSpec("normal", 2) and cfg.generator.hidden == (3,)
     with pytest.raises(ConfigError, match=r"^seed: must be >= 0, got -1"):
         TrainConfig(seed=-1)
     with pytest.raises(ConfigError, match=r"^noise\.std: must be > 0"):
-        TrainConfig(noise=NoiseConfig("normal", std=0.0))
+        TrainConfig(noise={"kind": "normal", "std": 0.0})
+    # a section built on its own is checked on its own, with its bare keys
+    with pytest.raises(SpecError, match=r"^std: must be > 0"):
+        NoiseSpec("normal", std=0.0)
+    with pytest.raises(SpecError, match=r"^lr: must be > 0, got 0\.0"):
+        OptimizerSpec(lr=0)
+
+
+def test_one_default_per_key():
+    """Every default comes from the dataclass fields: an empty mapping, a missing section and
+    the field default are the same thing."""
+    assert load_config({}) == TrainConfig() == load_config({"noise": None, "optimizer_d": {}, "loss": None})
+    assert load_config({"discriminator": {}}).discriminator == TrainConfig().discriminator
+    assert load_config({"discriminator": {"hidden": [3]}}).discriminator.activation == "sigmoid"  # D's defaults
+    assert load_config({"generator": {"hidden": [3]}}).generator.activation == "tanh"
+
+
+@pytest.mark.parametrize("name", TOY_PRESETS)
+def test_gan_spec_of_the_toy_presets(name):
+    cfg = load_preset(name)
+    spec = cfg.gan_spec
+    assert isinstance(spec, GanSpec) and spec is cfg.gan_spec  # built once per config
+    assert (spec.g, spec.d) == (cfg.g_spec, cfg.d_spec)
+    assert spec.noise == cfg.noise and spec.optimizer_d == cfg.optimizer_d and spec.optimizer_g == cfg.optimizer_g
+    assert (spec.batch_size, spec.d_steps, spec.g_steps) == (cfg.batch_size, cfg.d_steps, cfg.g_steps)
+    assert (spec.d_input, spec.g_loss, spec.dtype) == (cfg.discriminator.input, cfg.loss.generator, cfg.torch_dtype)
+    centers, std, weights = cfg.data.components()
+    assert (spec.data.centers, spec.data.std, spec.data.weights) == (centers, std, weights)
+
+
+def test_gan_spec_of_an_image_config_is_an_error():
+    with pytest.raises(ValueError, match="image data set"):
+        load_preset("digits-mlp").gan_spec
+
+
+def test_gan_spec_rejects_what_the_engine_cannot_train():
+    cfg = load_preset("how-to-gan").replace({"discriminator.output_activation": "identity"})
+    with pytest.raises(ConfigError, match="the toy engine cannot run this config: .*sigmoid"):
+        cfg.gan_spec
 
 
 # --- rejections ---------------------------------------------------------------------------
@@ -306,10 +344,10 @@ def test_replace():
     new = cfg.replace({"optimizer_d.lr": 1e-4, "data.std": 2.0})
     assert new.optimizer_d.lr == 1e-4 and new.optimizer_g.lr == 1e-3 and new.data.std == (2.0,)
     new = cfg.replace(**{"optimizer_g.step_lr.step_size": 100})  # creates the null section
-    assert new.optimizer_g.step_lr == StepLRConfig(100, 0.1)
+    assert new.optimizer_g.step_lr == StepLR(100, 0.1)
     new = cfg.replace(optimizer_d={"kind": "adam"})  # a mapping replaces the whole section
-    assert new.optimizer_d == OptimizerConfig(kind="adam")
-    new = cfg.replace(noise=NoiseConfig("normal", 1, std=2.0), **{"discriminator.input": "raw"})
+    assert new.optimizer_d == OptimizerSpec(kind="adam")
+    new = cfg.replace(noise=NoiseSpec("normal", 1, std=2.0), **{"discriminator.input": "raw"})
     assert new.noise.kind == "normal" and new.d_spec.widths == (1, 10, 10, 1)
     new = cfg.replace(data={"kind": "ring", "modes": 4, "radius": 1, "std": 0.1},
                       **{"discriminator.input": "raw", "noise.dim": 2})

@@ -1,5 +1,5 @@
 """A cheap quality figure for generated 8x8 digits: a small classifier trained on the real
-digits (scikit-learn's, ganfast.datasets.load_digits) scores the samples.
+digits (scikit-learn's, ganfast.app.datasets.load_digits) scores the samples.
 
 Two numbers, the way an Inception Score reads but without its network: `confident` is the
 share of samples the classifier puts in one class with probability >= CONFIDENCE (do they
@@ -13,7 +13,7 @@ import functools
 import torch
 from torch import nn
 
-from ganfast.datasets import load_digits
+from ganfast.app.datasets import load_digits
 
 CONFIDENCE = 0.9
 HOLDOUT = 297        # the last images of the data set are held out to measure the accuracy

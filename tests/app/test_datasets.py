@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from ganfast.datasets import (
+from ganfast.app.datasets import (
     IMAGE_SHAPES,
     DatasetFormatError,
     DatasetNotFoundError,

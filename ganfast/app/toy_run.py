@@ -1,0 +1,299 @@
+"""A toy run: a population of toy GANs (a preset or a YAML config) trained by the fused engine
+or the reference trainer, a log interval at a time (ganfast.app.run's protocol).
+
+The run folder gets config.yaml, checkpoint.pt (every 10 log intervals and at the end), then
+metrics.csv, summary.json, distribution.png, moments.png (1-D), losses.png, training.gif
+(ganfast.app.report.write_report) and weights.pt.
+
+A log interval is split into engine calls of about half a second (CallSizer; no result
+changes). After each interval a line like devnag's is printed and a frame of the animation is
+taken: member 0's generator on a fixed batch of 2000 noise samples and, for 1-D raw-input
+discriminators, D on a grid over the target +-4 std. Ctrl-C discards the interval in flight
+(it lands when the native call in progress returns); on the fused CPU path a resumed run ends
+bit-identical to one that was never interrupted.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from ganfast import functional
+from ganfast.app import report
+from ganfast.app.config import TrainConfig
+from ganfast.app.files import atomic_write
+from ganfast.app.run import Options, Progress, Run, RunError, fixed_noise, new_run_dir, write_config
+from ganfast.engine import METRIC_NAMES, train_fused
+from ganfast.modules import Discriminator, Generator
+from ganfast.random import FINAL_NOISE_SHIFT, FIXED_NOISE_SHIFT
+from ganfast.reference_train import train_reference
+from ganfast.state import GanState, init_state
+
+FRAME_SAMPLES = 2000          # fixed noise batch of every animation frame
+FRAME_GRID = 200              # points of D's curve in a frame (1-D raw-input D only)
+FINAL_SAMPLES = 100_000       # samples the summary is about
+SELECT_SAMPLES = 20_000       # samples per member when picking the best of a population
+CALL_SECONDS = 0.5            # target duration of one engine call (Ctrl-C latency)
+
+
+def resolve_backend(requested: str, cfg: TrainConfig, device) -> tuple:
+    """(backend, why) for --backend; 'fused' that cannot run here is an error."""
+    if requested == "torch":
+        return "torch", "requested with --backend torch"
+    spec = cfg.gan_spec
+    reason = functional.fused_unavailable_reason((spec.g, spec.d), device, spec.dtype)
+    if requested == "fused":
+        if reason is not None:
+            raise RunError(f"--backend fused cannot run here: {reason}")
+        return "fused", "requested with --backend fused"
+    if reason is None:
+        return "fused", f"auto: the fused engine can run this config on {torch.device(device).type}"
+    return "torch", f"auto: the fused engine cannot run here ({reason})"
+
+
+# --- targets and sampling ------------------------------------------------------------------
+
+def target(cfg: TrainConfig) -> dict:
+    """The real distribution in ganfast.app.report's form."""
+    data = cfg.data
+    if data.kind == "normal":
+        return {"kind": "normal", "mean": list(data.mean), "std": list(data.std)}
+    centers, std, weights = data.components()
+    # report reads a 1-D std list as one value per component: give a scalar or a (K, dim) table
+    std_out = std[0] if all(s == std[0] for s in std) else [list(std) for _ in centers]
+    return {"kind": "mixture", "centers": [list(c) for c in centers], "std": std_out,
+            "weights": list(weights)}
+
+
+def _pooled_moments(cfg: TrainConfig) -> tuple:
+    """Mean and std of all coordinates of the target pooled together: what the engine's
+    fake_mean / fake_std (over every element of a generated batch) estimate."""
+    centers, std, weights = cfg.data.components()
+    dim = cfg.data.dim
+    m = sum(w * sum(c) for c, w in zip(centers, weights)) / dim
+    m2 = sum(w * sum(ci * ci + si * si for ci, si in zip(c, std)) for c, w in zip(centers, weights)) / dim
+    return m, math.sqrt(max(m2 - m * m, 0.0))
+
+
+@torch.no_grad()
+def generate(cfg: TrainConfig, state: GanState, k: int, noise: torch.Tensor) -> torch.Tensor:
+    """Member k's generator in eval mode (no dropout) on `noise`, as (n, data.dim)."""
+    return functional.mlp(noise, state.g_params[k], cfg.g_spec, train=False, backend="auto")
+
+
+def _as_list(x: torch.Tensor) -> list:
+    x = x.detach().cpu()
+    return (x.reshape(-1) if x.dim() == 2 and x.shape[1] == 1 else x).tolist()
+
+
+class Framer:
+    """Takes the animation frames: member 0 on a fixed noise batch, and D on a grid."""
+
+    def __init__(self, cfg: TrainConfig, device):
+        self.cfg = cfg
+        self.noise = fixed_noise(cfg, FRAME_SAMPLES, FIXED_NOISE_SHIFT, device)
+        self.grid = None
+        if cfg.data.dim == 1 and cfg.discriminator.input == "raw":
+            centers, std, _ = cfg.data.components()
+            lo = min(c[0] - 4 * std[0] for c in centers)
+            hi = max(c[0] + 4 * std[0] for c in centers)
+            self.grid = torch.linspace(lo, hi, FRAME_GRID, dtype=cfg.torch_dtype, device=device).view(-1, 1)
+
+    @torch.no_grad()
+    def __call__(self, state: GanState) -> dict:
+        frame = {"epoch": state.epoch, "samples": _as_list(generate(self.cfg, state, 0, self.noise)),
+                 "grid": None, "d_grid": None}
+        if self.grid is not None:
+            d = functional.mlp(self.grid, state.d_params[0], self.cfg.d_spec, train=False, backend="auto")
+            frame["grid"], frame["d_grid"] = _as_list(self.grid), _as_list(d)
+        return frame
+
+
+class CallSizer:
+    """Epochs per engine call: a log interval is split into calls of about CALL_SECONDS, so
+    Ctrl-C (which lands only when a native call returns) and the progress bar stay responsive
+    on slow configs. The first call is one epoch; each next one at most 4x the last. Splitting
+    does not change the result (the engine continues from the state alone). Only the fused
+    engine is split: Ctrl-C interrupts the PyTorch reference at once, and each of its calls
+    rebuilds modules and optimizers, so it gets whole intervals."""
+
+    def __init__(self, split: bool = True):
+        self.split, self.budget = split, 1
+
+    def next(self, remaining: int) -> int:
+        return max(1, min(remaining, self.budget)) if self.split else remaining
+
+    def done(self, epochs: int, seconds: float):
+        rate = epochs / max(seconds, 1e-9)
+        self.budget = max(1, min(int(rate * CALL_SECONDS), 4 * epochs))
+
+
+def _fmt(x, spec=".2f") -> str:
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(_fmt(v, spec) for v in x) + "]"
+    if x is None:
+        return "nan"
+    return format(float(x), spec)
+
+
+class ToyRun(Run):
+    """A population of toy GANs: a GanState, metrics rows (one per member and log) and the
+    animation's frames."""
+
+    kind = "toy"
+    checkpoint_every = 10
+
+    def __init__(self, cfg: TrainConfig, state: GanState, *, frames=None, **kwargs):
+        super().__init__(cfg, **kwargs)
+        self.state = state
+        self.frames = list(frames or [])
+        self.framer = Framer(cfg, self.device)
+        self.target_moments = _pooled_moments(cfg)
+        self.sizer = CallSizer(split=self.backend == "fused")
+
+    # --- starting ---------------------------------------------------------------------
+    @classmethod
+    def new(cls, cfg: TrainConfig, options: Options, source: dict) -> "ToyRun":
+        backend, why = resolve_backend(options.backend, cfg, options.device)
+        state = init_state(cfg, device=options.device)
+        run_dir = None
+        if options.out is not None:
+            run_dir = new_run_dir(options.out, cfg.name)
+            write_config(run_dir, cfg)  # first, before anything can go wrong in training
+            what = f"preset {source['preset']}" if source.get("preset") else f"config {source.get('config')}"
+            print(f"{cfg.name} ({what}): {cfg.epochs} epochs, population {cfg.population}, "
+                  f"{cfg.dtype}, {options.device} -> {run_dir}")
+            print(f"backend: {backend} ({why})", flush=True)
+        return cls(cfg, state, run_dir=run_dir, backend=backend, options=options, source=source)
+
+    @classmethod
+    def resume(cls, payload: dict, cfg: TrainConfig, run_dir: Path, options: Options) -> "ToyRun":
+        backend, why = resolve_backend(options.backend, cfg, options.device)
+        try:
+            state = GanState(**payload["state"]["gan"]).to(options.device)
+        except (KeyError, TypeError) as e:
+            raise RunError(f"--resume: {run_dir / 'checkpoint.pt'} is not a complete toy checkpoint "
+                           f"({type(e).__name__}: {e})") from None
+        epoch = state.epoch
+        rows = [dict(r) for r in payload["rows"] if int(r.get("epoch", 0)) <= epoch]
+        frames = [dict(f) for f in payload["state"].get("frames", []) if int(f.get("epoch", 0)) <= epoch]
+        print(f"resuming {run_dir} at epoch {epoch} of {cfg.epochs}")
+        print(f"backend: {backend} ({why})", flush=True)
+        return cls(cfg, state, frames=frames, run_dir=run_dir, backend=backend, options=options,
+                   source=payload["source"], rows=rows, elapsed=payload["elapsed"])
+
+    # --- the protocol's hooks -----------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
+
+    def train_interval(self, progress: Progress) -> list:
+        cfg, state = self.cfg, self.state
+        trainer = train_fused if self.backend == "fused" else train_reference  # looked up now: tests patch them
+        end = min(state.epoch - state.epoch % cfg.log_every + cfg.log_every, cfg.epochs)
+        while state.epoch < end:  # engine calls of ~CALL_SECONDS each (see CallSizer)
+            n = self.sizer.next(end - state.epoch)
+            t_call, before = time.perf_counter(), state.epoch
+            metrics = trainer(cfg, state, n)
+            self.sizer.done(n, time.perf_counter() - t_call)
+            if state.epoch != before + n:
+                raise RuntimeError(f"the {self.backend} trainer was asked for {n} epochs at "
+                                   f"epoch {before} but the state is at epoch {state.epoch}")
+            progress.to(state.epoch)
+        metrics = metrics.detach().cpu().double()
+        rows = []
+        for k in range(state.population):
+            row = {"member": k, "epoch": state.epoch}
+            row.update({name: float(v) for name, v in zip(METRIC_NAMES, metrics[k].tolist())})
+            rows.append(row)
+        self.frames.append(self.framer(state))
+        return rows
+
+    def log_line(self, rows: list, seconds: float) -> str:
+        vals = {k: statistics.median(float(r[k]) for r in rows) for k in METRIC_NAMES}
+        width = max(5, len(str(self.cfg.epochs)))
+        t_mean, t_std = self.target_moments
+        line = (f"epoch {self.epoch:>{width}}/{self.cfg.epochs}  D real {vals['d_loss_real']:.3f} "
+                f"fake {vals['d_loss_fake']:.3f}  G {vals['g_loss']:.3f}  "
+                f"mean {vals['fake_mean']:.2f} std {vals['fake_std']:.2f}  "
+                f"(target {t_mean:.2f}, {t_std:.2f})")
+        if len(rows) > 1:
+            line += f"  [median of {len(rows)} members]"
+        return line
+
+    def state_dict(self) -> dict:
+        return {"gan": {k: v.detach().cpu().clone() for k, v in self.state.tensors().items()},
+                "frames": list(self.frames)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state.copy_(GanState(**state["gan"]))
+        self.frames[:] = state["frames"]
+
+    # --- the end ------------------------------------------------------------------------
+    def final_samples(self) -> tuple:
+        """(samples (FINAL_SAMPLES, dim) of the chosen member, member, per-member W1 or None)."""
+        cfg, state = self.cfg, self.state
+        noise = fixed_noise(cfg, FINAL_SAMPLES, FINAL_NOISE_SHIFT, self.device)
+        best, member_w1 = 0, None
+        if state.population > 1:
+            goal = target(cfg)
+            member_w1 = []
+            for k in range(state.population):
+                x = generate(cfg, state, k, noise[:SELECT_SAMPLES]).double().cpu().numpy()
+                w1 = report.distance_to_target(x, goal)["w1"]
+                w1 = sum(w1) / len(w1) if isinstance(w1, list) else w1
+                member_w1.append(w1 if w1 is not None and math.isfinite(w1) else math.inf)
+            best = min(range(len(member_w1)), key=lambda k: member_w1[k])
+        samples = generate(cfg, state, best, noise).double().cpu().numpy()
+        return samples, best, member_w1
+
+    def weights(self, member: int) -> dict:
+        """weights.pt: the member's G and D as module state_dicts, and the whole population."""
+        cfg, state = self.cfg, self.state
+        seed = int(state.seeds[member])
+        G = Generator.from_spec(cfg.g_spec, seed=seed, dtype=cfg.torch_dtype)
+        D = Discriminator.from_spec(cfg.d_spec, seed=seed, dtype=cfg.torch_dtype)
+        with torch.no_grad():
+            G.params.copy_(state.g_params[member].cpu())
+            D.params.copy_(state.d_params[member].cpu())
+        return {"generator": G.state_dict(), "discriminator": D.state_dict(),
+                "population": {k: v.cpu() for k, v in state.tensors().items()},
+                "member": member, "config": cfg.to_dict()}
+
+    def finish(self, interrupted: bool) -> dict:
+        cfg, state = self.cfg, self.state
+        samples, best, member_w1 = self.final_samples()
+        extra = {
+            "preset": self.source.get("preset"), "config": self.source.get("config"),
+            "name": cfg.name, "backend": self.backend, "device": str(self.device), "dtype": cfg.dtype,
+            "epochs": state.epoch, "target_epochs": cfg.epochs, "population": state.population,
+            "seed": cfg.seed, "wall_time_s": self.elapsed,
+            "epochs_per_s": (state.epoch / self.elapsed) if self.elapsed > 0 else None,
+            "best_member": best, "interrupted": interrupted,
+        }
+        if member_w1 is not None:
+            extra["member_w1"] = member_w1
+        kw = dict(rows=self.rows, final_samples=samples, target=target(cfg), extra_summary=extra)
+        if self.run_dir is None:
+            return report.summarize(**kw)
+        summary = report.write_report(self.run_dir, frames=self.frames, plots=self.options.plots, **kw)
+        payload = self.weights(best)
+        atomic_write(self.run_dir / "weights.pt", lambda f: torch.save(payload, f), binary=True)
+
+        who = f"member {best} (best W1 of {state.population})" if state.population > 1 else "member 0"
+        rate = extra["epochs_per_s"]
+        print(f"run folder: {self.run_dir}")
+        print(f"trained {state.epoch}/{cfg.epochs} epochs in {self.elapsed:.2f} s"
+              + (f" ({rate:,.0f} epochs/s)" if rate else "") + f", backend {self.backend}")
+        print(f"final {who}, {len(samples):,} samples: mean {_fmt(summary.get('mean'))} "
+              f"std {_fmt(summary.get('std'))}  (target {_fmt(summary.get('target_mean'))}, "
+              f"{_fmt(summary.get('target_std'))})")
+        line = f"W1 {_fmt(summary.get('w1'), '.4f')}  KS {_fmt(summary.get('ks'), '.4f')}"
+        if "modes_covered" in summary:
+            line += (f"  modes covered {summary['modes_covered']}/{summary['n_modes']}  "
+                     f"high quality {_fmt(summary.get('high_quality'), '.3f')}")
+        print(line, flush=True)
+        return summary
