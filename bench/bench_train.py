@@ -27,6 +27,7 @@ from ganfast.reference_train import train_reference
 from ganfast.state import init_state
 
 from seed_devnag import DevnagLoop
+from conftest import POPULATION_EPOCHS
 
 EPOCHS = 100
 
@@ -107,7 +108,7 @@ def bench_engine_epochs(benchmark, require_fused, engine_path, preset, path):
 def bench_population(benchmark, devnag, require_fused, population, threads):
     cfg = devnag.replace(population=population)
     state = init_state(cfg)
-    epochs = 20
+    epochs = POPULATION_EPOCHS
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

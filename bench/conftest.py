@@ -74,6 +74,10 @@ def require_fused():
         pytest.skip(f"ganfast extension unavailable: {_ext.UNAVAILABLE_REASON}")
 
 
+#: Epochs per call of bench_train.bench_population (its GAN-epochs/s in the summary).
+POPULATION_EPOCHS = 20
+
+
 def _fmt_time(seconds: float) -> str:
     if seconds >= 1e-3:
         return f"{seconds * 1e3:8.3f} ms"
@@ -135,3 +139,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             verdict = "met" if ratio >= TARGET_SPEEDUP else "MISSED"
             line += f"   [target >= {TARGET_SPEEDUP:.0f}x: {verdict}]"
         tr.write_line(line)
+    one, two = groups.get("population threads=1", {}), groups.get("population threads=2", {})
+    for backend in sorted(set(one) & set(two), key=lambda b: int(b.rsplit("P", 1)[-1])):
+        gans = int(backend.rsplit("P", 1)[-1]) * POPULATION_EPOCHS  # bench_train.bench_population
+        tr.write_line(f"population {backend[len('population_'):]:>5}: 2 threads / 1 thread = {one[backend] / two[backend]:4.2f}x"
+                      f"   ({gans / one[backend]:9.0f} GAN-epochs/s on 1 thread, {gans / two[backend]:9.0f} on 2)")

@@ -51,8 +51,18 @@ Isa choose_isa() {
   const std::string f(forced);
   if (f == "baseline") return Isa::kBaseline;
   const Isa best = best_isa();
-  if (f == "avx2" || f == "avx2x16") {
-    if (cpu_has_avx2()) return f == "avx2" ? Isa::kAvx2 : Isa::kAvx2x16;
+  if (f == "avx2") {
+    if (cpu_has_avx2()) return Isa::kAvx2;
+  } else if (f == "avx2x16") {
+#if defined(GANFAST_AVX2X16)
+    if (cpu_has_avx2()) return Isa::kAvx2x16;
+#else
+    std::fprintf(stderr,
+                 "ganfast: GANFAST_CPU_ISA=avx2x16, but this library was built without the test-only avx2x16 build"
+                 " (GANFAST_AVX2X16=1 python -m ganfast build); using %s\n",
+                 isa_name(best));
+    return best;
+#endif
   } else if (f == "avx512") {
     if (cpu_has_avx512()) return Isa::kAvx512;
   } else {
@@ -100,7 +110,9 @@ const KernelTable<float>& kernels<float>() {
     switch (isa()) {
       case Isa::kAvx512: return table_float_avx512();
       case Isa::kAvx2: return table_float_avx2();
+#if defined(GANFAST_AVX2X16)
       case Isa::kAvx2x16: return table_float_avx2x16();
+#endif
       default: return table_float_base();
     }
   }();
@@ -117,7 +129,9 @@ const KernelTable<double>& kernels<double>() {
     switch (isa()) {
       case Isa::kAvx512: return table_double_avx512();
       case Isa::kAvx2: return table_double_avx2();
+#if defined(GANFAST_AVX2X16)
       case Isa::kAvx2x16: return table_double_avx2x16();
+#endif
       default: return table_double_base();
     }
   }();

@@ -4,6 +4,9 @@
 // It runs wherever AVX2 does, so the tests can run the 16-lane logic of kernels_avx512.cpp
 // (lane counts, batch tails, chunking, reduction orders, the 16-block Philox transposition) on
 // machines without AVX-512. Never chosen automatically: GANFAST_CPU_ISA=avx2x16 selects it.
+// Compiled only into a library built with GANFAST_AVX2X16=1 (the define below; ganfast/_build.py
+// adds it and keys the cache on it): it is the most expensive translation unit to compile, and
+// only the tests run it (docs/design.md, "CPU kernels").
 #include "kernels.h"
 
 #include <algorithm>
@@ -13,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && defined(GANFAST_AVX2X16)
 #include <immintrin.h>
 #pragma GCC target("avx2,fma")
 #define GF_ISA isa_avx2x16
