@@ -75,8 +75,15 @@ def key_dirs(cache):
 
 
 def key_dir_of(cache):
-    """The cache folder of this Python, torch and these sources (it must exist)."""
-    d = Path(cache) / _build.cache_key(_build.describe(CSRC, RT), RT)
+    """The cache folder of this Python, torch and these sources (it must exist), as the children
+    build it (child_env: no GANFAST_ variables, so no GANFAST_AVX2X16 either)."""
+    test_isa = os.environ.pop("GANFAST_AVX2X16", None)
+    try:
+        desc = _build.describe(CSRC, RT)
+    finally:
+        if test_isa is not None:
+            os.environ["GANFAST_AVX2X16"] = test_isa
+    d = Path(cache) / _build.cache_key(desc, RT)
     assert d.is_dir(), (d, key_dirs(cache))
     return d
 
