@@ -76,8 +76,8 @@ int main(int argc, char** argv) {
     for (auto& v : gp) v = T(U(rng));
     for (auto& v : dp) v = T(U(rng));
     uint64_t offset = 0;
-    int64_t ep = 0;
-    MemberState<T> s{gp.data(), dp.data(), go.data(), dop.data(), 0, &offset, &ep, 1e-3, 1e-3};
+    int64_t ep = 0, diverged = -1;
+    MemberState<T> s{gp.data(), dp.data(), go.data(), dop.data(), 0, &offset, &ep, &diverged, 1e-3, 1e-3};
     double met[kNumMetrics];
     double best = 1e30;
     auto one = [&](int n) {

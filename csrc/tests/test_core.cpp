@@ -917,13 +917,13 @@ static void test_fast_trainer_matches_member_trainer() {
     for (auto& v : dp) v = 0.4 * rng.normal();
     std::vector<double> gp2 = gp, dp2 = dp, go(2 * gp.size()), go2 = go, dop(2 * dp.size()), dop2 = dop;
     uint64_t off1 = 5, off2 = 5;
-    int64_t e1 = 0, e2 = 0;
-    MemberState<double> a{gp.data(), dp.data(), go.data(), dop.data(), 77, &off1, &e1, 1e-2, 2e-2};
-    MemberState<double> b{gp2.data(), dp2.data(), go2.data(), dop2.data(), 77, &off2, &e2, 1e-2, 2e-2};
+    int64_t e1 = 0, e2 = 0, dv1 = -1, dv2 = -1;
+    MemberState<double> a{gp.data(), dp.data(), go.data(), dop.data(), 77, &off1, &e1, &dv1, 1e-2, 2e-2};
+    MemberState<double> b{gp2.data(), dp2.data(), go2.data(), dop2.data(), 77, &off2, &e2, &dv2, 1e-2, 2e-2};
     double m1[kNumMetrics], m2[kNumMetrics];
     MemberTrainer<double>(g).train(a, 10, m1);
     CHECK(train_fast(g, &b, 1, 10, m2));
-    CHECK(off1 == off2 && e1 == e2);
+    CHECK(off1 == off2 && e1 == e2 && dv1 == -1 && dv2 == -1);
     const double eg = max_rel(gp2, gp), ed = max_rel(dp2, dp), eo = max_rel(go2, go), edo = max_rel(dop2, dop);
     std::printf("    %s float64 10 epochs: max rel diff G %.2g D %.2g G opt %.2g D opt %.2g\n",
                 vanilla ? "vanilla" : "devnag", eg, ed, eo, edo);
@@ -936,8 +936,8 @@ static void test_fast_trainer_matches_member_trainer() {
   g.g = make_desc({1, 6, 5, 1}, kTanh, 0.0, kIdentity, 0.0, 0.0);
   std::vector<double> gp(g.g.num_params, 0.1), dp(g.d.num_params, 0.1), go(2 * gp.size()), dop(2 * dp.size());
   uint64_t off = 0;
-  int64_t e = 0;
-  MemberState<double> s{gp.data(), dp.data(), go.data(), dop.data(), 1, &off, &e, 1e-2, 1e-2};
+  int64_t e = 0, dv = -1;
+  MemberState<double> s{gp.data(), dp.data(), go.data(), dop.data(), 1, &off, &e, &dv, 1e-2, 1e-2};
   double m[kNumMetrics];
   CHECK(!train_fast(g, &s, 1, 1, m));
   CHECK(off == 0 && e == 0);
