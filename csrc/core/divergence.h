@@ -44,7 +44,7 @@ inline bool member_diverged(const GanDesc& g, const MemberState<T>& s, const dou
   return metrics != nullptr && reported_loss_nonfinite(g.d_steps, g.g_steps, metrics);
 }
 
-// The three calls of an engine's epoch loop (MemberTrainer::train, the fast path's train):
+// The three calls of an epoch loop (train_epochs in gan_step.h, shared by every CPU trainer):
 //   for each epoch: if (frozen_epoch_passes(s)) continue;  ...steps...;  ++*s.epoch;
 //                   mark_if_diverged(desc, s, last_epoch ? metrics : nullptr);
 //   after the loop: nan_metrics_if_diverged(s, metrics);

@@ -120,24 +120,12 @@ class FastTrainer {
     ddr_ = dropout_of(desc.d);
   }
 
-  void train(MemberState<T>& s, int64_t epochs, double* metrics) {
-    for (int64_t e = 0; e < epochs; ++e) {
-      if (frozen_epoch_passes(s)) continue;  // divergence.h, as MemberTrainer::train
-      const int64_t epoch = *s.epoch;
-      const double lr_d = scheduled_lr(g_.opt_d, s.lr_d, epoch);
-      const double lr_g = scheduled_lr(g_.opt_g, s.lr_g, epoch);
-      const bool last_epoch = e + 1 == epochs;
-      for (int64_t k = 0; k < g_.d_steps; ++k)
-        d_step(s, lr_d, epoch * g_.d_steps + k, last_epoch && k + 1 == g_.d_steps ? metrics : nullptr);
-      for (int64_t k = 0; k < g_.g_steps; ++k)
-        g_step(s, lr_g, epoch * g_.g_steps + k, last_epoch && k + 1 == g_.g_steps ? metrics : nullptr);
-      ++*s.epoch;
-      mark_if_diverged(g_, s, last_epoch ? metrics : nullptr);
-    }
-    nan_metrics_if_diverged(s, metrics);
-  }
+  void train(MemberState<T>& s, int64_t epochs, double* metrics) { train_epochs(g_, *this, s, epochs, metrics); }
 
  private:
+  template <typename U, typename Trainer>
+  friend void train_epochs(const GanDesc&, Trainer&, MemberState<U>&, int64_t, double*);
+
   using GDrop = FastDropout<T>;
 
   static GDrop dropout_of(const MlpDesc& d) {
