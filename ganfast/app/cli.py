@@ -25,8 +25,9 @@ import torch
 
 from ganfast.app.config import PRESET_DIR, ConfigError, TrainConfig, list_presets, load_config, load_preset, preset_path
 from ganfast.app.image_run import ImageRun
-from ganfast.app.run import (DEFAULT_OUT, EXIT_OK, EXIT_USAGE, PROG, Options, Run, RunError, execute, read_checkpoint,
-                             resume_config)
+from ganfast.app.files import remove_stale_temps
+from ganfast.app.run import (CHECKPOINT, DEFAULT_OUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Options, Run,
+                             RunError, execute, read_checkpoint, resume_config)
 from ganfast.app.toy_run import ToyRun
 
 DEFAULT_PRESET = "devnag"
@@ -104,13 +105,14 @@ def check_device(name: str) -> torch.device:
     return device
 
 
-def with_data_root(cfg: TrainConfig, data) -> TrainConfig:
-    """cfg with data.root = `data` (--data), for the data sets read from files."""
+def data_root(cfg: TrainConfig, data) -> dict:
+    """The override {"data.root": DIR} of --data (none without it): for the data sets read from
+    files."""
     if data is None:
-        return cfg
+        return {}
     if cfg.data.kind not in ("mnist", "cifar10"):
         raise RunError(f"--data is for the mnist and cifar10 data sets; data.kind {cfg.data.kind!r} needs no files")
-    return cfg.replace({"data.root": str(data)})
+    return {"data.root": str(data)}
 
 
 def _setup(args) -> Run:
@@ -122,28 +124,7 @@ def _setup(args) -> Run:
     options = Options(backend=args.backend, device=check_device(args.device), out=args.out or DEFAULT_OUT,
                       plots=not args.no_plots, quiet=args.quiet)
     if args.resume:
-        for flag in ("seed", "population", "dtype", "out"):
-            if getattr(args, flag) is not None:
-                raise RunError(f"--{flag} cannot be used with --resume (the run's config and folder come from "
-                               "its checkpoint; only --epochs extends it)")
-        run_dir = Path(args.resume)
-        if not run_dir.is_dir():
-            raise RunError(f"--resume: no run folder {run_dir}")
-        try:
-            payload = read_checkpoint(run_dir / "checkpoint.pt")
-            cfg = load_config(payload["config"])
-        except (RunError, ConfigError) as e:
-            raise RunError(f"--resume: {e}") from None
-        if payload["kind"] == "toy" and args.data is not None:
-            raise RunError("--data is for image runs; this run trains a toy distribution")
-        try:
-            epoch = int(payload["state"]["trainer"]["epoch"] if payload["kind"] == "image"
-                        else payload["state"]["gan"]["epochs"][0])
-        except (KeyError, TypeError, IndexError) as e:
-            raise RunError(f"--resume: {run_dir / 'checkpoint.pt'} is not a complete {payload['kind']} checkpoint "
-                           f"({type(e).__name__}: {e})") from None
-        cfg = with_data_root(resume_config(cfg, epoch, args.epochs, run_dir), args.data)  # files may have moved
-        return RUNS[payload["kind"]].resume(payload, cfg, run_dir, options)
+        return _resume(args, options)
     if args.config is not None:
         cfg, source = load_config(args.config), {"preset": None, "config": str(args.config)}
     else:
@@ -151,10 +132,41 @@ def _setup(args) -> Run:
         preset_path(name)  # "unknown preset ..." naming the choices
         cfg, source = load_preset(name), {"preset": name, "config": None}
     overrides = {k: getattr(args, k) for k in ("epochs", "seed", "population", "dtype") if getattr(args, k) is not None}
+    overrides.update(data_root(cfg, args.data))
     if overrides:
         cfg = cfg.replace(overrides)
-    cfg = with_data_root(cfg, args.data)
     return RUNS["image" if cfg.is_image else "toy"].new(cfg, options, source)
+
+
+def _resume(args, options: Options) -> Run:
+    """The run in --resume's folder, its config.yaml checked against its checkpoint
+    (run.resume_config: what may change and what may not)."""
+    for flag in ("seed", "population", "dtype", "out"):
+        if getattr(args, flag) is not None:
+            raise RunError(f"--{flag} cannot be used with --resume (the run's config and folder come from "
+                           "its checkpoint; only --epochs extends it)")
+    run_dir = Path(args.resume)
+    if not run_dir.is_dir():
+        raise RunError(f"--resume: no run folder {run_dir}")
+    try:
+        payload = read_checkpoint(run_dir / CHECKPOINT)
+        trained = load_config(payload["config"])
+    except (RunError, ConfigError) as e:
+        raise RunError(f"--resume: {e}") from None
+    kind = payload["kind"]
+    try:
+        epoch = int(payload["state"]["trainer"]["epoch"] if kind == "image" else payload["state"]["gan"]["epochs"][0])
+    except (KeyError, TypeError, IndexError, ValueError) as e:
+        raise RunError(f"--resume: {run_dir / CHECKPOINT} is not a complete {kind} checkpoint "
+                       f"({type(e).__name__}: {e})") from None
+    overrides = {"epochs": args.epochs} if args.epochs is not None else {}
+    overrides.update(data_root(trained, args.data))  # the files may have moved
+    cfg, changes = resume_config(trained, run_dir, epoch, overrides)
+    for path in remove_stale_temps(run_dir):
+        print(f"removed {path}, the temporary file of a write that was killed")
+    source = dict(payload["source"])
+    source["resumed"] = [*source.get("resumed", []), {"epoch": epoch, "changes": changes}]
+    return RUNS[kind].resume({**payload, "source": source}, cfg, run_dir, options)
 
 
 def main(argv=None) -> int:
@@ -162,21 +174,26 @@ def main(argv=None) -> int:
     threads_before = torch.get_num_threads()
     try:
         try:
-            try:
-                args = parser().parse_args(argv)
-            except SystemExit as e:  # --help
-                return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
-            if args.list_presets:
-                descs = _preset_descriptions()
-                width = max(len(n) for n, _ in descs)
-                for name, desc in descs:
-                    print(f"{name:<{width}}  {desc}")
-                return EXIT_OK
+            args = parser().parse_args(argv)
+        except SystemExit as e:  # --help
+            return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
+        if args.list_presets:
+            descs = _preset_descriptions()
+            width = max(len(n) for n, _ in descs)
+            for name, desc in descs:
+                print(f"{name:<{width}}  {desc}")
+            return EXIT_OK
+        try:
             run = _setup(args)
-        except (RunError, ConfigError, ValueError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return EXIT_USAGE
+        except (ConfigError, ValueError, FileNotFoundError) as e:
+            raise RunError(str(e)) from None
         return execute(run)
+    except RunError as e:  # bad input, or a file the run cannot write: one line
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # before training began (Ctrl-C in training is the run's)
+        print("interrupted before training began; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         torch.set_num_threads(threads_before)
 

@@ -25,7 +25,7 @@ from ganfast import functional
 from ganfast.app import report
 from ganfast.app.config import TrainConfig
 from ganfast.app.files import atomic_write
-from ganfast.app.run import Options, Progress, Run, RunError, fixed_noise, new_run_dir, write_config
+from ganfast.app.run import CHECKPOINT, Options, Progress, Run, RunError, fixed_noise, resume_line
 from ganfast.engine import METRIC_NAMES, train_fused
 from ganfast.modules import Discriminator, Generator
 from ganfast.random import FINAL_NOISE_SHIFT, FIXED_NOISE_SHIFT
@@ -82,6 +82,24 @@ def _pooled_moments(cfg: TrainConfig) -> tuple:
 def generate(cfg: TrainConfig, state: GanState, k: int, noise: torch.Tensor) -> torch.Tensor:
     """Member k's generator in eval mode (no dropout) on `noise`, as (n, data.dim)."""
     return functional.mlp(noise, state.g_params[k], cfg.g_spec, train=False, backend="auto")
+
+
+def check_state(state: GanState, cfg: TrainConfig) -> None:
+    """ValueError unless `state` is a population state of `cfg` (shapes, dtypes, seeds, lock step)."""
+    P, nG, nD = cfg.population, cfg.g_spec.num_params, cfg.d_spec.num_params
+    want = {"g_params": ((P, nG), cfg.torch_dtype), "d_params": ((P, nD), cfg.torch_dtype),
+            "g_opt": ((P, 2 * nG), cfg.torch_dtype), "d_opt": ((P, 2 * nD), cfg.torch_dtype),
+            "offsets": ((P,), torch.int64), "epochs": ((P,), torch.int64), "seeds": ((P,), torch.int64),
+            "lrs": ((P, 2), torch.float64)}
+    for name, (shape, dtype) in want.items():
+        t = getattr(state, name)
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype != dtype:
+            got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} is {got}, the config needs {shape} {dtype}")
+    if state.seeds.tolist() != list(cfg.member_seeds):
+        raise ValueError(f"the member seeds are not the config's {cfg.seed} + k")
+    if not bool((state.epochs == state.epochs[0]).all()):
+        raise ValueError("the members are at different epochs")
 
 
 def _as_list(x: torch.Tensor) -> list:
@@ -159,31 +177,34 @@ class ToyRun(Run):
     def new(cls, cfg: TrainConfig, options: Options, source: dict) -> "ToyRun":
         backend, why = resolve_backend(options.backend, cfg, options.device)
         state = init_state(cfg, device=options.device)
-        run_dir = None
+        run = cls(cfg, state, run_dir=None, backend=backend, options=options, source=source)
         if options.out is not None:
-            run_dir = new_run_dir(options.out, cfg.name)
-            write_config(run_dir, cfg)  # first, before anything can go wrong in training
+            run_dir = run.create_folder(options.out)  # config.yaml and the checkpoint of epoch 0
             what = f"preset {source['preset']}" if source.get("preset") else f"config {source.get('config')}"
             print(f"{cfg.name} ({what}): {cfg.epochs} epochs, population {cfg.population}, "
                   f"{cfg.dtype}, {options.device} -> {run_dir}")
             print(f"backend: {backend} ({why})", flush=True)
-        return cls(cfg, state, run_dir=run_dir, backend=backend, options=options, source=source)
+        return run
 
     @classmethod
     def resume(cls, payload: dict, cfg: TrainConfig, run_dir: Path, options: Options) -> "ToyRun":
         backend, why = resolve_backend(options.backend, cfg, options.device)
         try:
-            state = GanState(**payload["state"]["gan"]).to(options.device)
-        except (KeyError, TypeError) as e:
-            raise RunError(f"--resume: {run_dir / 'checkpoint.pt'} is not a complete toy checkpoint "
+            state = GanState(**payload["state"]["gan"])
+            check_state(state, cfg)
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunError(f"--resume: {run_dir / CHECKPOINT} is not a complete toy checkpoint of its config "
                            f"({type(e).__name__}: {e})") from None
+        state = state.to(options.device)
         epoch = state.epoch
         rows = [dict(r) for r in payload["rows"] if int(r.get("epoch", 0)) <= epoch]
         frames = [dict(f) for f in payload["state"].get("frames", []) if int(f.get("epoch", 0)) <= epoch]
-        print(f"resuming {run_dir} at epoch {epoch} of {cfg.epochs}")
+        print(resume_line(run_dir, epoch, cfg, payload["source"]))
         print(f"backend: {backend} ({why})", flush=True)
-        return cls(cfg, state, frames=frames, run_dir=run_dir, backend=backend, options=options,
-                   source=payload["source"], rows=rows, elapsed=payload["elapsed"])
+        run = cls(cfg, state, frames=frames, run_dir=run_dir, backend=backend, options=options,
+                  source=payload["source"], rows=rows, elapsed=payload["elapsed"])
+        run.checkpoint_epoch = epoch
+        return run
 
     # --- the protocol's hooks -----------------------------------------------------------
     @property
@@ -272,16 +293,16 @@ class ToyRun(Run):
             "epochs": state.epoch, "target_epochs": cfg.epochs, "population": state.population,
             "seed": cfg.seed, "wall_time_s": self.elapsed,
             "epochs_per_s": (state.epoch / self.elapsed) if self.elapsed > 0 else None,
-            "best_member": best, "interrupted": interrupted,
+            "best_member": best, "interrupted": interrupted, "resumed": self.source.get("resumed", []),
         }
         if member_w1 is not None:
             extra["member_w1"] = member_w1
         kw = dict(rows=self.rows, final_samples=samples, target=target(cfg), extra_summary=extra)
         if self.run_dir is None:
             return report.summarize(**kw)
-        summary = report.write_report(self.run_dir, frames=self.frames, plots=self.options.plots, **kw)
-        payload = self.weights(best)
+        payload = self.weights(best)  # first: the weights are what a Ctrl-C in the report must not cost
         atomic_write(self.run_dir / "weights.pt", lambda f: torch.save(payload, f), binary=True)
+        summary = report.write_report(self.run_dir, frames=self.frames, plots=self.options.plots, **kw)
 
         who = f"member {best} (best W1 of {state.population})" if state.population > 1 else "member 0"
         rate = extra["epochs_per_s"]
