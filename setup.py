@@ -1,61 +1,106 @@
-"""Build of ganfast._C, the C++ (and, when available, CUDA) kernels.
+"""Build of ganfast: compile the kernels against the torch that will run them.
 
-CUDA sources are compiled when torch was built with CUDA and nvcc is found, or when
-GANFAST_CUDA=1 (a GPU-less machine with a CUDA build of torch can still build for GPUs);
-GANFAST_CUDA=0 builds the CPU kernels only. Architectures come from TORCH_CUDA_ARCH_LIST,
-defaulting to a list that includes Hopper (sm_90).
+- torch importable at build time (`pip install --no-build-isolation .` or `-e .`, the developer
+  path): ganfast._C is built ahead of time against that torch (with the CUDA sources when torch
+  has CUDA and nvcc is found, or GANFAST_CUDA=1; GANFAST_CUDA=0 leaves them out), and its build
+  stamp ganfast/_C.build.json records the Python, torch, CUDA and sources it was built for.
+- torch not importable (plain `pip install .`: build isolation, and torch is deliberately not a
+  build requirement, so no second torch is downloaded): a pure-Python wheel; the kernels compile
+  on first import against the installed torch (ganfast/_ext.py, ganfast/_build.py).
+  GANFAST_AOT=0 asks for this pure wheel even when torch is importable.
+Either way the C++/CUDA sources and flag lists (csrc/, less its tests) ship inside the package as
+ganfast/_csrc, so a torch upgrade later recompiles instead of failing. Sources, flags (the one
+list in csrc/flags/, which CMakeLists.txt reads too), CUDA_HOME and the architectures
+(TORCH_CUDA_ARCH_LIST, else the GPUs present, else 8.0;8.6;8.9;9.0) come from ganfast/_build.py.
 """
-import glob
+import importlib.util
 import os
 import shutil
+import time
+from pathlib import Path
 
 from setuptools import setup
-import torch
-from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+from setuptools.command.build_py import build_py
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = Path(__file__).resolve().parent
 
-# Flags of every C++ translation unit. No -march=native (a wheel must run on other x86-64 CPUs)
-# and no -ffast-math (it links a start-up file that flushes denormals in the whole process);
-# -fopenmp-simd lets the marked batch reductions vectorise, -ffp-contract=off keeps the float
-# arithmetic identical to the reference's (no fused multiply-adds).
-# -fno-math-errno / -fno-trapping-math change no results (errno and FP exception flags are
-# never read) but let GCC if-convert and vectorise the activation and sampling loops.
-CXX_FLAGS = ["-O3", "-std=c++17", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
-# --fmad=false: nvcc's counterpart of -ffp-contract=off (no a * b + c contraction), so the CUDA
-# kernels do the CPU kernels' arithmetic (bitwise-equal uniforms, same per-element formulas).
-NVCC_FLAGS = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo", "--fmad=false"]
+# ganfast/_build.py from its file: importing the package would import torch and all of ganfast.
+_spec = importlib.util.spec_from_file_location("_ganfast_build", HERE / "ganfast" / "_build.py")
+_build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_build)
+CSRC = HERE / "csrc"
 
 
-def cuda_wanted() -> bool:
-    flag = os.environ.get("GANFAST_CUDA", "").strip()
-    if flag == "0":
-        return False
-    if flag == "1":
-        if torch.version.cuda is None:
-            raise RuntimeError(
-                "GANFAST_CUDA=1 but this torch is a CPU build; install a CUDA build of torch"
-            )
-        return True
-    return torch.version.cuda is not None and shutil.which("nvcc") is not None
+class BuildPy(build_py):
+    """Also copy csrc/ (less tests/) to ganfast/_csrc, for compiling on first use."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):  # an editable install reads the checkout's csrc/
+            return
+        dest = Path(self.build_lib) / "ganfast" / "_csrc"
+        shutil.rmtree(dest, ignore_errors=True)
+        for path in _build.shipped_files(CSRC):
+            target = dest / path.relative_to(CSRC)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
 
 
-def extension():
-    rel = lambda paths: sorted(os.path.relpath(p, HERE) for p in paths)
-    sources = rel(glob.glob(os.path.join(HERE, "csrc", "*.cpp")) + glob.glob(os.path.join(HERE, "csrc", "cpu", "*.cpp")))
-    if cuda_wanted():
-        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.6;8.9;9.0")
-        sources += rel(glob.glob(os.path.join(HERE, "csrc", "cuda", "*.cu")))
-        return CUDAExtension(
-            "ganfast._C",
-            sources,
-            define_macros=[("GANFAST_WITH_CUDA", "1")],
-            extra_compile_args={"cxx": CXX_FLAGS, "nvcc": NVCC_FLAGS},
-        )
-    return CppExtension("ganfast._C", sources, extra_compile_args={"cxx": CXX_FLAGS})
+def ahead_of_time():
+    """(ext_modules, cmdclass) of the build against the torch importable now, or None."""
+    if os.environ.get("GANFAST_AOT", "").strip() == "0":
+        print("ganfast: GANFAST_AOT=0: pure-Python wheel, the kernels compile on first use")
+        return None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("ganfast: torch is not importable at build time (build isolation): pure-Python wheel, "
+              "the kernels compile on first use against the installed torch")
+        return None
+
+    rt = _build.runtime()
+    desc = _build.describe(CSRC, rt)
+    arch = None
+    if desc["cuda"]:
+        arch = _build.cuda_arch_list()
+        os.environ["TORCH_CUDA_ARCH_LIST"] = arch
+        os.environ["CUDA_HOME"] = _build.find_cuda_home()  # before cpp_extension reads it
+    _build.put_ninja_on_path()
+    from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+
+    print(f"ganfast: building the kernels ahead of time for {_build.build_summary(desc, rt)} "
+          f"({desc['cuda_why']})")
+    kind = CUDAExtension if desc["cuda"] else CppExtension
+    flags = {"cxx": desc["cxx_flags"]}
+    if desc["cuda"]:
+        flags["nvcc"] = desc["nvcc_flags"]
+    ext = kind(
+        "ganfast._C",
+        [f"csrc/{s}" for s in desc["sources"]],
+        define_macros=[tuple(d.split("=", 1)) for d in desc["defines"]],
+        extra_compile_args=flags,
+    )
+
+    class BuildExt(BuildExtension):
+        """BuildExtension, then the stamp beside the library (and its in-place copy)."""
+
+        def run(self):
+            t0 = time.perf_counter()
+            super().run()
+            stamp = _build.make_stamp(desc, rt, "aot", time.perf_counter() - t0, arch)
+            inplace = self.inplace
+            folders = set()
+            for self.inplace in {False, bool(inplace)}:
+                folders.add(Path(self.get_ext_fullpath(ext.name)).parent)
+            self.inplace = inplace
+            for folder in folders:
+                _build.write_json(folder / _build.AOT_STAMP, stamp)
+
+    return [ext], {"build_ext": BuildExt}
 
 
+aot = ahead_of_time()
 setup(
-    ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    ext_modules=aot[0] if aot else [],
+    cmdclass={"build_py": BuildPy, **(aot[1] if aot else {})},
 )

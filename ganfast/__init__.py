@@ -15,6 +15,7 @@ from the application (ganfast.app) and are imported on first use, so `import gan
 library only.
 """
 from ganfast import _ext
+from ganfast._ext import info
 from ganfast.engine import train_fused
 from ganfast.functional import mlp, noise, normal, uniform
 from ganfast.gan import GanSpec, MixtureSpec, NoiseSpec, OptimizerSpec, StepLR
@@ -28,7 +29,7 @@ _APP = {"load_preset": "ganfast.app.config", "train": "ganfast.app.api"}
 
 __all__ = [
     "ACTIVATIONS", "MAX_WIDTH", "MLP", "MLPSpec", "Discriminator", "Generator", "GanSpec", "GanState",
-    "MixtureSpec", "NoiseSpec", "OptimizerSpec", "StepLR", "extension_available", "init_state", "load_preset",
+    "MixtureSpec", "NoiseSpec", "OptimizerSpec", "StepLR", "extension_available", "info", "init_state", "load_preset",
     "mlp", "noise", "normal", "train", "train_fused", "uniform",
 ]
 

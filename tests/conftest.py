@@ -35,6 +35,18 @@ def _gpu_skip_reason():
     return None
 
 
+def pytest_report_header(config):
+    """Where the compiled kernels came from, in the session header (a compile on first use runs
+    while this conftest imports ganfast, before pytest prints anything)."""
+    info = ganfast.info()
+    if not info["extension"]:
+        return f"ganfast: compiled kernels unavailable ({info['unavailable_reason']})"
+    how = {"aot": "built at install", "cache": "from the cache",
+           "jit": f"compiled just now in {info['build_seconds']} s"}[info["kernels_from"]]
+    return (f"ganfast: kernels {how}, {info['library']}; CPU ISA {info['cpu_isa']}, "
+            f"CUDA {'built' if info['cuda_built'] else 'not built'}")
+
+
 def pytest_collection_modifyitems(config, items):
     reason = _gpu_skip_reason()
     if reason is None:

@@ -2,13 +2,19 @@
 
 (a) GANFAST_DISABLE_EXTENSION=1;
 (b) the import of ganfast._C itself fails: a sys.meta_path finder installed before
-    `import ganfast` raises ImportError for that one module (no sitecustomize, no file changes);
+    `import ganfast` raises ImportError for that one module (no sitecustomize, no file changes),
+    and no other build can be had (an empty GANFAST_CACHE and GANFAST_JIT=0, so nothing
+    compiles);
 (c) GANFAST_DISABLE_EXTENSION=0 does not disable anything.
 
 In (a) and (b) `import ganfast` must succeed with exactly one ganfast._ext.FallbackWarning that
-says why, everything must run on the PyTorch path, backend='fused' must fail with a
-RuntimeError that names the extension, and the samplers must give the numbers the fused kernels
-give in this (parent) process.
+says why and names the fix, everything must run on the PyTorch path, backend='fused' must fail
+with a RuntimeError that names the extension, and the samplers must give the numbers the fused
+kernels give in this (parent) process. The build paths (compile on first use, stamps, a missing
+compiler) are tested in test_build.py.
+
+And the test command itself fails when the kernels did not load (test_the_kernels_loaded):
+`python -m pytest tests` must not pass on the slow fallback unless asked to.
 """
 from __future__ import annotations
 
@@ -105,11 +111,13 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def _spawn(mode):
+def _spawn(mode, empty_cache):
     env = dict(os.environ)
     env.pop("GANFAST_DISABLE_EXTENSION", None)
     if mode == "disabled":
         env["GANFAST_DISABLE_EXTENSION"] = "1"
+    elif mode == "blocked":
+        env.update(GANFAST_JIT="0", GANFAST_CACHE=str(empty_cache))
     elif mode == "enabled0":
         env["GANFAST_DISABLE_EXTENSION"] = "0"
     return subprocess.Popen(
@@ -119,9 +127,10 @@ def _spawn(mode):
 
 
 @pytest.fixture(scope="module")
-def children():
+def children(tmp_path_factory):
     """Run the three children at once (each spends most of its time importing torch)."""
-    procs = {mode: _spawn(mode) for mode in ("disabled", "blocked", "enabled0")}
+    empty = tmp_path_factory.mktemp("empty-cache")
+    procs = {mode: _spawn(mode, empty) for mode in ("disabled", "blocked", "enabled0")}
     results = {}
     for mode, proc in procs.items():
         stdout, stderr = proc.communicate(timeout=300)
@@ -148,10 +157,13 @@ def test_import_warns_exactly_once_and_says_why(children, mode):
     assert "compiled kernels unavailable" in message and "pure-PyTorch fallback" in message
     if mode == "disabled":
         assert res["reason"] == "disabled by GANFAST_DISABLE_EXTENSION"
-        assert "disabled by GANFAST_DISABLE_EXTENSION" in message
-    else:
-        assert res["reason"] == f"ImportError: {BLOCK_MESSAGE}"
-        assert f"ImportError: {BLOCK_MESSAGE}" in message
+        assert "(disabled by GANFAST_DISABLE_EXTENSION)" in message
+        assert message.endswith("Fix: unset GANFAST_DISABLE_EXTENSION")
+    else:  # the cause: the failed import, then why no other build could be had
+        assert res["reason"].startswith(f"ImportError: {BLOCK_MESSAGE}; no build for this torch in ")
+        assert res["reason"].endswith("and GANFAST_JIT=0 forbids compiling at import")
+        assert f"({res['reason']})" in message
+        assert message.endswith("Fix: `python -m ganfast build`")
 
 
 @pytest.mark.parametrize("mode", ["disabled", "blocked"])
@@ -207,3 +219,20 @@ def test_disable_flag_zero_keeps_the_extension(children):
     assert res["backend_in_use"] == "fused"
     assert not [w for w in res["warnings"] if w[1]]
     assert all(v is None for k, v in res["errors"].items())
+
+
+def test_the_kernels_loaded():
+    """The README's test command fails when the kernels silently fell back to PyTorch.
+
+    GANFAST_DISABLE_EXTENSION=1 (the fallback on purpose) or GANFAST_TEST_ALLOW_FALLBACK=1 (a
+    machine without a compiler) lets the rest of the suite run on the fallback.
+    """
+    from ganfast import _ext
+
+    for var in ("GANFAST_DISABLE_EXTENSION", "GANFAST_TEST_ALLOW_FALLBACK"):
+        if os.environ.get(var, "").strip() not in ("", "0"):
+            pytest.skip(f"{var} is set")
+    assert ganfast.extension_available(), (
+        f"the compiled kernels did not load: {_ext.UNAVAILABLE_REASON}; fix: {_ext.FIX} "
+        "(GANFAST_TEST_ALLOW_FALLBACK=1 runs the tests on the fallback anyway)"
+    )
