@@ -98,8 +98,11 @@ def check_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA device is visible"
         raise RunError(f"--device {name}: CUDA is not available ({why}); use --device cpu")
-    try:
-        torch.zeros(1, device=device)
+    if device.type == "meta":
+        raise RunError(f"--device {name}: meta tensors hold no data (shapes only), so nothing can be trained or "
+                       "sampled there; use --device cpu or cuda")
+    try:  # a computation whose result comes back: the device must work, not only take tensors
+        torch.ones(2, device=device).sum().item()
     except Exception as e:  # noqa: BLE001  (an unusable device of any kind)
         raise RunError(f"--device {name}: cannot use this device ({type(e).__name__}: {e})") from None
     return device

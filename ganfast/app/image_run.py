@@ -25,7 +25,7 @@ from ganfast.app.config import TrainConfig
 from ganfast.app.datasets import DatasetFormatError, DatasetNotFoundError, load_images
 from ganfast.app.files import atomic_write
 from ganfast.app.image_train import METRIC_NAMES, ImageTrainer, grid_noise
-from ganfast.app.run import Options, Progress, Run, RunError, fixed_noise, resume_line
+from ganfast.app.run import Options, Progress, Run, RunError, fixed_noise, out_of_memory_is_a_run_error, resume_line
 from ganfast.random import FINAL_NOISE_SHIFT
 
 GRID_SAMPLES = 64             # 8 x 8 tiles per sample grid
@@ -50,7 +50,8 @@ def _trainer(cfg: TrainConfig, backend: str, device, what: str = "") -> ImageTra
     """The trainer of cfg on its data set; a missing or malformed data set is a RunError."""
     try:
         data = load_images(cfg.data.kind, cfg.data.root, "train", cfg.data.limit)
-        return ImageTrainer(cfg, data, backend=backend, device=device)
+        with out_of_memory_is_a_run_error("for the data set and the nets"):
+            return ImageTrainer(cfg, data, backend=backend, device=device)
     except (DatasetNotFoundError, DatasetFormatError, ValueError) as e:
         raise RunError(f"{what}{e}") from None
 

@@ -319,6 +319,12 @@ class Run:
             raise
         return run_dir
 
+    def kept(self) -> str:
+        """What a failure leaves, for its message: the last checkpoint and how to resume it."""
+        if self.run_dir is None or self.checkpoint_epoch is None:
+            return "no checkpoint was written"
+        return f"{CHECKPOINT} of epoch {self.checkpoint_epoch} is intact; resume with: {PROG} --resume {self.run_dir}"
+
     def checkpoint(self, snap: tuple | None = None) -> None:
         """Write checkpoint.pt (of `snap`, or of now). A write that fails leaves the previous
         checkpoint and raises RunError naming it."""
@@ -330,9 +336,7 @@ class Run:
             write_checkpoint(path, kind=self.kind, cfg=self.cfg, source=self.source, elapsed=elapsed, rows=rows,
                              state=state)
         except OSError as e:
-            kept = (f"the checkpoint of epoch {self.checkpoint_epoch} is intact; resume with: {PROG} --resume "
-                    f"{self.run_dir}" if self.checkpoint_epoch is not None else "there is no earlier checkpoint")
-            raise RunError(f"cannot write {path}: {_os_message(e)}; {kept}") from None
+            raise RunError(f"cannot write {path}: {_os_message(e)}; {self.kept()}") from None
         self.checkpoint_time, self.checkpoint_epoch = time.monotonic(), epoch
 
     def train(self) -> bool:
@@ -364,6 +368,44 @@ class Run:
         finally:
             progress.close()
         return False
+
+
+def memory_limit() -> int:
+    """Bytes this process may use at most: the physical memory, or a lower RLIMIT_AS."""
+    limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            limit = min(limit, soft)
+    except (ImportError, ValueError, OSError):  # no resource module (Windows)
+        pass
+    return limit
+
+
+def check_memory(need: int, what: str) -> None:
+    """RunError when `need` bytes (an estimate of what the run keeps) exceed memory_limit()."""
+    have = memory_limit()
+    if need > have:
+        raise RunError(f"{what} needs about {need / 2**30:.1f} GiB, more than the {have / 2**30:.1f} GiB this "
+                       "process may use; shrink the nets, the batch or the population")
+
+
+@contextlib.contextmanager
+def out_of_memory_is_a_run_error(what):
+    """Turn torch's failed allocations (CPU or CUDA) within the block into a one-line RunError
+    saying `what` (a string, or a function returning one when it happens)."""
+    try:
+        yield
+    except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError too
+        text = str(e)
+        if not (isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in text
+                or "not enough memory" in text):
+            raise
+        size = re.search(r"tried to allocate (\d+) bytes", text)
+        detail = f"an allocation of {int(size[1]) / 2**30:.1f} GiB failed" if size else text.splitlines()[0][:200]
+        raise RunError(f"not enough memory {what() if callable(what) else what} ({detail})") from None
 
 
 def _os_message(e: OSError) -> str:
@@ -398,7 +440,8 @@ def shielded_from_ctrl_c(what: str):
 def execute(run: Run) -> int:
     """Train, checkpoint, weights and report; the exit status (0 done, 130 interrupted). An
     OSError while writing (a full disk) is a RunError naming the file and what is intact."""
-    interrupted = run.train()
+    with out_of_memory_is_a_run_error(lambda: f"to train this run ({run.kept()})"):
+        interrupted = run.train()
     if interrupted:
         try:
             run.checkpoint()
@@ -422,9 +465,9 @@ def execute(run: Run) -> int:
 
 def _finish(run: Run, interrupted: bool) -> dict:
     try:
-        return run.finish(interrupted=interrupted)
+        with out_of_memory_is_a_run_error(lambda: f"for the report ({run.kept()}, which writes it again)"):
+            return run.finish(interrupted=interrupted)
     except OSError as e:
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         raise RunError(f"cannot write the report or weights in {run.run_dir}{where}: {_os_message(e)}; "
-                       f"{CHECKPOINT} of epoch {run.checkpoint_epoch} is intact: {PROG} --resume {run.run_dir} "
-                       "writes them again") from None
+                       f"{run.kept()} (which writes them again)") from None

@@ -25,7 +25,8 @@ from ganfast import functional
 from ganfast.app import report
 from ganfast.app.config import TrainConfig
 from ganfast.app.files import atomic_write
-from ganfast.app.run import CHECKPOINT, Options, Progress, Run, RunError, fixed_noise, resume_line
+from ganfast.app.run import (CHECKPOINT, Options, Progress, Run, RunError, check_memory, fixed_noise,
+                             out_of_memory_is_a_run_error, resume_line)
 from ganfast.engine import METRIC_NAMES, train_fused
 from ganfast.modules import Discriminator, Generator
 from ganfast.random import FINAL_NOISE_SHIFT, FIXED_NOISE_SHIFT
@@ -82,6 +83,17 @@ def _pooled_moments(cfg: TrainConfig) -> tuple:
 def generate(cfg: TrainConfig, state: GanState, k: int, noise: torch.Tensor) -> torch.Tensor:
     """Member k's generator in eval mode (no dropout) on `noise`, as (n, data.dim)."""
     return functional.mlp(noise, state.g_params[k], cfg.g_spec, train=False, backend="auto")
+
+
+def memory_needed(cfg: TrainConfig) -> int:
+    """Bytes a toy run keeps, estimated from above: the population's parameters and optimizer
+    buffers twice (the run keeps a snapshot of the last logged interval), and each training
+    thread's activations and gradients of a batch."""
+    item = torch.finfo(cfg.torch_dtype).bits // 8
+    g, d = cfg.g_spec, cfg.d_spec
+    state = cfg.population * 3 * (g.num_params + d.num_params) * item
+    work = torch.get_num_threads() * 4 * cfg.batch_size * (sum(g.widths) + sum(d.widths)) * item
+    return 2 * state + work
 
 
 def check_state(state: GanState, cfg: TrainConfig) -> None:
@@ -176,7 +188,9 @@ class ToyRun(Run):
     @classmethod
     def new(cls, cfg: TrainConfig, options: Options, source: dict) -> "ToyRun":
         backend, why = resolve_backend(options.backend, cfg, options.device)
-        state = init_state(cfg, device=options.device)
+        check_memory(memory_needed(cfg), "this run")
+        with out_of_memory_is_a_run_error("for the population's state"):
+            state = init_state(cfg, device=options.device)
         run = cls(cfg, state, run_dir=None, backend=backend, options=options, source=source)
         if options.out is not None:
             run_dir = run.create_folder(options.out)  # config.yaml and the checkpoint of epoch 0
