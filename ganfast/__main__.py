@@ -35,7 +35,7 @@ def _build_now(argv) -> int:
     rt = _build.runtime()
     try:
         desc = _build.describe(root, rt)
-        library, stamp, compiled = _build.jit_library(root, desc, rt, say=_ext._say, force="--force" in argv,
+        library, stamp, compiled = _build.jit_library(root, desc, rt, say=_ext.say, force="--force" in argv,
                                                       retry=True, verbose=True)
     except (_build.BuildUnavailable, _build.BuildFailed) as exc:
         print(f"ganfast: {exc}", file=sys.stderr)

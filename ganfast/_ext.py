@@ -31,7 +31,7 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip() not in ("", "0")
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
@@ -78,7 +78,7 @@ def _load():
     allow = os.environ.get("GANFAST_JIT", "").strip() != "0"
     try:
         desc = _build.describe(root, rt)
-        library, stamp, compiled = _build.jit_library(root, desc, rt, say=_say, allow_compile=allow, why=aot_problem)
+        library, stamp, compiled = _build.jit_library(root, desc, rt, say=say, allow_compile=allow, why=aot_problem)
     except _build.BuildUnavailable as exc:
         cause = exc.cause + ("" if allow else " and GANFAST_JIT=0 forbids compiling at import")
         return None, {"reason": prefix + cause, "fix": exc.fix}
