@@ -27,7 +27,7 @@ from ganfast.app.config import PRESET_DIR, ConfigError, TrainConfig, list_preset
 from ganfast.app.image_run import ImageRun
 from ganfast.app.files import remove_stale_temps
 from ganfast.app.run import (CHECKPOINT, DEFAULT_OUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Options, Run,
-                             RunError, execute, read_checkpoint, resume_config)
+                             RunError, execute, read_checkpoint, resume_config, write_config)
 from ganfast.app.toy_run import ToyRun
 
 DEFAULT_PRESET = "devnag"
@@ -164,12 +164,20 @@ def _resume(args, options: Options) -> Run:
                        f"({type(e).__name__}: {e})") from None
     overrides = {"epochs": args.epochs} if args.epochs is not None else {}
     overrides.update(data_root(trained, args.data))  # the files may have moved
-    cfg, changes = resume_config(trained, run_dir, epoch, overrides)
-    for path in remove_stale_temps(run_dir):
-        print(f"removed {path}, the temporary file of a write that was killed")
+    cfg, changes, rewrite = resume_config(trained, run_dir, epoch, overrides)
     source = dict(payload["source"])
     source["resumed"] = [*source.get("resumed", []), {"epoch": epoch, "changes": changes}]
-    return RUNS[kind].resume({**payload, "source": source}, cfg, run_dir, options)
+    run = RUNS[kind].resume({**payload, "source": source}, cfg, run_dir, options)
+    for path in remove_stale_temps(run_dir):
+        print(f"removed {path}, the temporary file of a write that was killed")
+    if rewrite:  # now that the run could be set up: a failed resume changes nothing
+        if not (run_dir / "config.yaml").is_file():
+            print(f"{run_dir / 'config.yaml'} was missing: written again from the checkpoint's config")
+        try:
+            write_config(run_dir, cfg)
+        except OSError as e:
+            raise RunError(f"cannot write {run_dir / 'config.yaml'}: {e.strerror or e}") from None
+    return run
 
 
 def main(argv=None) -> int:

@@ -142,11 +142,12 @@ def config_changes(old: TrainConfig, new: TrainConfig) -> dict:
 
 
 def resume_config(trained: TrainConfig, run_dir: Path, epoch: int, overrides: dict | None = None) -> tuple:
-    """(config, changes) of a resumed run: the checkpoint's config (`trained`, at `epoch`) with the
-    edits of run_dir/config.yaml and then `overrides` (--epochs, --data) to RESUMABLE_KEYS;
-    `changes` is {key: [old, new]}. An edit to any other key is a RunError listing every such key
-    (`key: old -> new`, one per line). config.yaml is (re)written when it was missing or the
-    overrides changed it, so it always says what the run continues with."""
+    """(config, changes, rewrite) of a resumed run: the checkpoint's config (`trained`, at `epoch`)
+    with the edits of run_dir/config.yaml and then `overrides` (--epochs, --data) to
+    RESUMABLE_KEYS; `changes` is {key: [old, new]}. An edit to any other key is a RunError listing
+    every such key (`key: old -> new`, one per line). `rewrite`: config.yaml is missing or the
+    overrides changed it, so the caller writes it (write_config) once the run could be set up,
+    and it always says what the run continues with."""
     path = Path(run_dir) / "config.yaml"
     missing = not path.is_file()
     try:
@@ -164,12 +165,9 @@ def resume_config(trained: TrainConfig, run_dir: Path, epoch: int, overrides: di
         raise RunError(f"--epochs {cfg.epochs}: the checkpoint in {run_dir} is already at epoch {epoch}")
     if epoch > cfg.epochs:
         raise RunError(f"the checkpoint is at epoch {epoch}, past the epochs {cfg.epochs} of {path}; pass --epochs")
-    if missing or cfg != edited:
-        write_config(run_dir, cfg)
-        if missing:
-            print(f"{path} was missing: written again from the checkpoint's config")
     plain = lambda v: None if v is _ABSENT else v  # noqa: E731
-    return cfg, {k: [plain(old), plain(new)] for k, (old, new) in config_changes(trained, cfg).items()}
+    changes = {k: [plain(old), plain(new)] for k, (old, new) in config_changes(trained, cfg).items()}
+    return cfg, changes, missing or cfg != edited
 
 
 def resume_line(run_dir: Path, epoch: int, cfg: TrainConfig, source: dict) -> str:
