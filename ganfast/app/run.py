@@ -49,6 +49,7 @@ import yaml
 from tqdm import tqdm
 
 from ganfast import functional
+from ganfast.app import report
 from ganfast.app.config import ConfigError, TrainConfig, load_config
 from ganfast.app.files import atomic_write
 from ganfast.random import derived_seed
@@ -341,6 +342,8 @@ class Run:
         """Train to cfg.epochs, a log interval at a time; True when interrupted (Ctrl-C), the
         run then back at its last logged interval."""
         done, total = self.position
+        if self.options.plots and self.run_dir is not None and done < total:
+            report.warm_up()  # matplotlib's import, while the first intervals train
         progress = Progress(total, done, self.unit, self.options.quiet)
         start_elapsed, intervals = self.elapsed, 0
         good = self.snapshot()
