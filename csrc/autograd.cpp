@@ -34,6 +34,16 @@ const c10::TypedOperatorHandle<BackwardSig>& backward_op() {
   return op;
 }
 
+using PopulationSig = at::Tensor(const at::Tensor&, const at::Tensor&, at::IntArrayRef, at::IntArrayRef,
+                                  at::ArrayRef<double>, double, int64_t, int64_t);
+
+const c10::TypedOperatorHandle<PopulationSig>& population_op() {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("ganfast::mlp_forward_population", "")
+                             .typed<PopulationSig>();
+  return op;
+}
+
 class MlpFunction : public torch::autograd::Function<MlpFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& params,
@@ -87,8 +97,23 @@ std::tuple<at::Tensor, at::Tensor> mlp_forward_autograd(const at::Tensor& x, con
   return {r[0], r[1]};
 }
 
+// The population forward samples trained networks; it has no backward. Rather than return an
+// output that silently carries no gradient, it refuses inputs that would need one.
+at::Tensor mlp_forward_population_autograd(const at::Tensor& x, const at::Tensor& params, at::IntArrayRef widths,
+                                           at::IntArrayRef acts, at::ArrayRef<double> act_params, double dropout,
+                                           int64_t seed, int64_t offset) {
+  TORCH_CHECK(!at::GradMode::is_enabled() || !(x.requires_grad() || params.requires_grad()),
+              "ganfast: mlp_forward_population is not differentiable (it samples trained networks); call it "
+              "under torch.no_grad() or on detached tensors, or use mlp_forward per member for gradients");
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return population_op().call(x, params, widths, acts, act_params, dropout, seed, offset);
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(ganfast, Autograd, m) { m.impl("mlp_forward", &mlp_forward_autograd); }
+TORCH_LIBRARY_IMPL(ganfast, Autograd, m) {
+  m.impl("mlp_forward", &mlp_forward_autograd);
+  m.impl("mlp_forward_population", &mlp_forward_population_autograd);
+}
 
 }  // namespace ganfast

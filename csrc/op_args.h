@@ -63,8 +63,9 @@ inline void check_seed_offset(int64_t seed, int64_t offset) {
   TORCH_CHECK(offset >= 0, "ganfast: offset must be >= 0, got ", offset);
 }
 
-// Checks of mlp_forward's tensors; returns the batch size.
-inline int64_t check_mlp_inputs(const core::MlpDesc& d, const at::Tensor& x, const at::Tensor& params) {
+// What mlp_forward and mlp_forward_population check alike: x (N, d0) with N >= 1, and params of
+// x's dtype and device; returns N.
+inline int64_t check_batch_inputs(const core::MlpDesc& d, const at::Tensor& x, const at::Tensor& params) {
   check_float_tensor(x, "x");
   check_float_tensor(params, "params");
   check_same(params, x, "params", "x");
@@ -72,11 +73,33 @@ inline int64_t check_mlp_inputs(const core::MlpDesc& d, const at::Tensor& x, con
   TORCH_CHECK(x.size(0) >= 1, "ganfast: x has an empty batch");
   TORCH_CHECK(x.size(1) == d.widths[0], "ganfast: x has ", x.size(1), " features but the network expects ",
               d.widths[0]);
+  return x.size(0);
+}
+
+// Checks of mlp_forward's tensors; returns the batch size.
+inline int64_t check_mlp_inputs(const core::MlpDesc& d, const at::Tensor& x, const at::Tensor& params) {
+  const int64_t N = check_batch_inputs(d, x, params);
   TORCH_CHECK(params.dim() == 1 && params.numel() == d.num_params, "ganfast: params must be 1-D with ",
               d.num_params, " values for widths ", at::IntArrayRef(
                   std::vector<int64_t>(d.widths, d.widths + d.num_layers + 1)),
               ", got shape ", params.sizes());
-  return x.size(0);
+  return N;
+}
+
+// mlp_forward_population's arguments, checked: the network, the batch size N and the population P.
+struct PopulationArgs {
+  core::MlpDesc d;
+  int64_t N, P;
+};
+inline PopulationArgs population_args(const at::Tensor& x, const at::Tensor& params, at::IntArrayRef widths,
+                                      at::IntArrayRef acts, at::ArrayRef<double> act_params, double dropout,
+                                      int64_t seed, int64_t offset) {
+  const core::MlpDesc d = make_mlp_desc(widths, acts, act_params, dropout);
+  const int64_t N = check_batch_inputs(d, x, params);
+  TORCH_CHECK(params.dim() == 2 && params.size(1) == d.num_params, "ganfast: params must be (P, ", d.num_params,
+              ") for this network, got shape ", params.sizes());
+  check_seed_offset(seed, offset);
+  return {d, N, params.size(0)};
 }
 
 // Checks of mlp_backward's tensors; returns the batch size.

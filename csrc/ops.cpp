@@ -38,6 +38,14 @@ TORCH_LIBRARY(ganfast, m) {
   // output_mask: which of (grad_x, grad_params) to compute; an output left out is an empty (0,)
   // tensor. Autograd passes needs_input_grad: D's weight gradient in G's step, or the gradient
   // of a batch of real images, is work nobody reads.
+  // One forward pass of every member of a population on the same batch: params (P, n_params),
+  // out (P, N, d_L); member k is computed exactly as mlp_forward(x, params[k], ...) computes it
+  // (the same dropout words from (seed, offset)), so a member's output does not depend on the
+  // others, on P or on the thread count. For sampling trained generators (ganfast.sample); not
+  // differentiable (its autograd kernel refuses inputs that need a gradient).
+  m.def(
+      "mlp_forward_population(Tensor x, Tensor params, int[] widths, int[] acts, float[] act_params, "
+      "float dropout, int seed, int offset) -> Tensor");
   // The whole toy-GAN loop for a population of P GANs, num_epochs epochs, in place on the
   // state tensors; returns the (P, 5) metrics of the last epoch (docs/design.md, "Engine").
   // `desc` is the GAN's description packed into one float64 CPU tensor (layout: engine_args.h).

@@ -8,18 +8,21 @@
     state = ganfast.init_state(cfg, population=8)       # 8 GANs, seeds 0..7
     metrics = ganfast.train_fused(cfg, state, 1000)     # the whole loop in one native call
     result = ganfast.train("ring8", epochs=500)         # a run as the CLI does it, in memory
+    x = ganfast.sample(cfg, state, 20_000)              # (P, n, dim): G as it was trained
+    m = ganfast.metrics.distances(x, cfg)               # W1 / KS / moments per member
 
 Everything runs on the pure-PyTorch reference when the compiled extension is missing (one
 warning says so); `ganfast.extension_available()` tells which. `load_preset` and `train` come
 from the application (ganfast.app) and are imported on first use, so `import ganfast` loads the
 library only.
 """
-from ganfast import _ext
+from ganfast import _ext, metrics
 from ganfast._ext import info
 from ganfast.engine import train_fused
 from ganfast.functional import mlp, noise, normal, uniform
 from ganfast.gan import GanSpec, MixtureSpec, NoiseSpec, OptimizerSpec, StepLR
 from ganfast.modules import MLP, Discriminator, Generator
+from ganfast.sampling import sample
 from ganfast.spec import ACTIVATIONS, MAX_WIDTH, MLPSpec
 from ganfast.state import GanState, init_state
 
@@ -30,7 +33,7 @@ _APP = {"load_preset": "ganfast.app.config", "train": "ganfast.app.api"}
 __all__ = [
     "ACTIVATIONS", "MAX_WIDTH", "MLP", "MLPSpec", "Discriminator", "Generator", "GanSpec", "GanState",
     "MixtureSpec", "NoiseSpec", "OptimizerSpec", "StepLR", "extension_available", "info", "init_state", "load_preset",
-    "mlp", "noise", "normal", "train", "train_fused", "uniform",
+    "metrics", "mlp", "noise", "normal", "sample", "train", "train_fused", "uniform",
 ]
 
 

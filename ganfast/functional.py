@@ -95,12 +95,12 @@ def mlp(x, params, spec: MLPSpec, *, train: bool = False, seed: int = 0, offset:
     check_mlp_args(x, params, spec)
     seed, offset = philox._check_seed(seed), philox._check_offset(offset)  # same errors on every backend
     if resolve_backend(backend, spec, x.device, x.dtype) == "fused":
-        return _fused_ops().mlp_forward(x.contiguous(), params.contiguous(), spec, train, seed, offset)
+        return fused_ops().mlp_forward(x.contiguous(), params.contiguous(), spec, train, seed, offset)
     return reference.mlp_forward(x, params, spec, train=train, seed=seed, offset=offset)
 
 
 @functools.lru_cache(maxsize=None)
-def _fused_ops():
+def fused_ops():
     """ganfast.ops, imported on first use (it needs the extension; the fallback never loads it)."""
     from ganfast import ops
 
@@ -112,7 +112,7 @@ def _random(kind, n, seed, offset, a, b, dtype, device, backend):
     n, seed, offset, a, b, dtype = check(n, seed, offset, a, b, dtype)
     device = torch.device(device) if device is not None else torch.device("cpu")
     if resolve_backend(backend, None, device, dtype) == "fused":
-        ops = _fused_ops()
+        ops = fused_ops()
         out = torch.empty(n, dtype=dtype, device=device)
         return (ops.fill_uniform_ if kind == "uniform" else ops.fill_normal_)(out, seed, offset, a, b)
     fn = philox.uniform if kind == "uniform" else philox.normal

@@ -37,6 +37,11 @@ def _(grad_out, x, params, saved, widths, acts, act_params, dropout, seed, offse
             torch.empty_like(params) if want_params else params.new_empty((0,)))
 
 
+@torch.library.register_fake("ganfast::mlp_forward_population")
+def _(x, params, widths, acts, act_params, dropout, seed, offset):
+    return x.new_empty((params.shape[0], x.shape[0], widths[-1]))
+
+
 @torch.library.register_fake("ganfast::gan_train_")
 def _(g_params, d_params, g_opt, d_opt, offsets, epochs, seeds, lrs, desc, num_epochs):
     return g_params.new_empty((g_params.shape[0], 5), dtype=torch.float64)
@@ -56,6 +61,13 @@ def mlp_forward(x, params, spec, train=False, seed=0, offset=0):
     dropout = spec.dropout if train else 0.0
     out, _ = _ops.mlp_forward(x, params, *spec.op_args, dropout, int(seed), int(offset))
     return out
+
+
+def mlp_forward_population(x, params, spec, train=False, seed=0, offset=0):
+    """Every member's forward pass on one batch: x (N, d0), params (P, n_params) -> (P, N, dL);
+    member k bitwise as mlp_forward(x, params[k], ...). Not differentiable."""
+    dropout = spec.dropout if train else 0.0
+    return _ops.mlp_forward_population(x, params, *spec.op_args, dropout, int(seed), int(offset))
 
 
 def fill_uniform_(out, seed, offset, low, high):

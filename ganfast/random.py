@@ -60,10 +60,12 @@ def derived_seed(seed: int, shift: int) -> int:
 
 #: Streams set aside from a run's seed, derived_seed(seed, shift): the fixed noise batch that the
 #: animation frames and sample grids are drawn from, the noise of the final samples (summaries,
-#: the digits' quality score), and the order of an image data set's epochs.
+#: the digits' quality score), the order of an image data set's epochs, and the dropout masks of
+#: ganfast.sample (from its noise_seed).
 FIXED_NOISE_SHIFT = 1_000_003
 FINAL_NOISE_SHIFT = 2_000_003
 DATA_ORDER_SHIFT = 3_000_017
+SAMPLE_DROPOUT_SHIFT = 4_000_037
 
 
 def _check_offset(offset) -> int:

@@ -50,25 +50,37 @@ def activation_module(name: str, param: float) -> nn.Module:
     return {"identity": nn.Identity, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[name]()
 
 
-def _check_params(params: torch.Tensor, spec: MLPSpec) -> None:
+def _check_params(params: torch.Tensor, spec: MLPSpec, population: bool = False) -> None:
     if not isinstance(params, torch.Tensor):
         raise TypeError(f"params must be a tensor, got {type(params).__name__}")
+    if population and params.dim() == 2 and params.shape[1] == spec.num_params:
+        return
     if params.dim() != 1 or params.numel() != spec.num_params:
         raise ValueError(
-            f"params must be 1-D with {spec.num_params} entries for widths {list(spec.widths)}, "
+            f"params must be 1-D with {spec.num_params} entries for widths {list(spec.widths)}"
+            f"{' (or a population (P, ' + str(spec.num_params) + '))' if population else ''}, "
             f"got shape {tuple(params.shape)}"
         )
 
 
 def unflatten(params: torch.Tensor, spec: MLPSpec) -> list:
-    """[(W_l, b_l), ...] as views into the flat buffer, so gradients and writes reach it."""
-    _check_params(params, spec)
-    return [(params[w].view(shape), params[b]) for w, shape, b in spec.layer_slices()]
+    """[(W_l, b_l), ...] as views into the flat buffer, so gradients and writes reach it. For a
+    population's (P, n_params) buffer, (P, out, in) weights and (P, out) biases."""
+    _check_params(params, spec, population=True)
+    lead = params.shape[:-1]
+    return [(params[..., w].reshape(*lead, *shape), params[..., b]) for w, shape, b in spec.layer_slices()]
+
+
+def _linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """F.linear; for a population's (P, out, in) weights one batched product over the members."""
+    if weight.dim() == 2:
+        return F.linear(h, weight, bias)
+    return torch.baddbmm(bias.unsqueeze(-2), h.expand(weight.shape[0], *h.shape[-2:]), weight.transpose(-1, -2))
 
 
 def _dropout(h: torch.Tensor, p: float, seed: int, offset: int) -> torch.Tensor:
     """Inverted dropout with the Philox mask of docs/design.md; dropped units are exactly 0."""
-    keep = philox.dropout_mask(h.shape[0], h.shape[1], p, seed, offset, device=h.device)
+    keep = philox.dropout_mask(h.shape[-2], h.shape[-1], p, seed, offset, device=h.device)
     return torch.where(keep, h * (1.0 / (1.0 - p)), torch.zeros((), dtype=h.dtype, device=h.device))
 
 
@@ -78,11 +90,13 @@ def mlp_forward(x: torch.Tensor, params: torch.Tensor, spec: MLPSpec, train: boo
 
     In training mode with spec.dropout > 0, hidden layer l draws its mask from the words at
     offset + N * (d_1 + ... + d_{l-1}), so one pass consumes spec.dropout_words(N) words.
+    A population's params (P, n_params) give (P, N, dL): every member on the same x, with the
+    same dropout masks (torch.bmm over the members).
     """
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != spec.in_features:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must be a (N, {spec.in_features}) tensor, got {shape}")
-    _check_params(params, spec)
+    _check_params(params, spec, population=True)
     if x.dtype != params.dtype or x.device != params.device:
         raise ValueError(
             f"x and params must share dtype and device, got {x.dtype}/{x.device} "
@@ -93,7 +107,7 @@ def mlp_forward(x: torch.Tensor, params: torch.Tensor, spec: MLPSpec, train: boo
     batch, base = x.shape[0], offset
     h = x
     for layer, ((weight, bias), act) in enumerate(zip(unflatten(params, spec), acts)):
-        h = act(F.linear(h, weight, bias))
+        h = act(_linear(h, weight, bias))
         if use_dropout and layer < spec.num_layers - 1:
             h = _dropout(h, spec.dropout, seed, base)
             base += batch * spec.widths[layer + 1]

@@ -1,5 +1,6 @@
 // CPU implementations of the ganfast ops: argument checks, layout changes at the boundary
 // (the core works feature-major), and the loops of csrc/core.
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -109,6 +110,38 @@ std::tuple<at::Tensor, at::Tensor> mlp_backward_cpu(const at::Tensor& grad_out, 
   return {grad_x, grad_params};
 }
 
+// Every member's forward pass on one batch, members spread over threads. Each member runs the
+// kernel mlp_forward_cpu runs, on the same transposed input and the same dropout words, so its
+// output is bitwise that of mlp_forward(x, params[k], ...) whatever P and the thread count.
+at::Tensor mlp_forward_population_cpu(const at::Tensor& x, const at::Tensor& params, at::IntArrayRef widths,
+                                      at::IntArrayRef acts, at::ArrayRef<double> act_params, double dropout,
+                                      int64_t seed, int64_t offset) {
+  const PopulationArgs args = population_args(x, params, widths, acts, act_params, dropout, seed, offset);
+  const core::MlpDesc& d = args.d;
+  const int64_t N = args.N, P = args.P;
+  const int64_t dL = d.widths[d.num_layers];
+  at::Tensor out = at::empty({P, N, dL}, x.options());
+  if (P == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mlp_forward_population", [&] {
+    std::vector<scalar_t> xt(d.widths[0] * N);  // shared, read-only
+    core::transpose(x.data_ptr<scalar_t>(), N, d.widths[0], xt.data());
+    const scalar_t* p = params.data_ptr<scalar_t>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    // A thread start costs tens of microseconds: give each thread ~2^16 multiply-adds at least.
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, N * d.num_params));
+    cpu::parallel_chunks(P, grain, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> saved(d.sum_out_widths * N), scratch(static_cast<int64_t>(d.max_width) * N);
+      std::vector<uint32_t> words(std::max<int64_t>(1, d.scratch_words(N)));
+      for (int64_t k = begin; k < end; ++k) {
+        cpu::kernels<scalar_t>().mlp_forward(d, p + k * d.num_params, xt.data(), N, true, seed, offset,
+                                             saved.data(), scratch.data(), words.data());
+        core::transpose(saved.data() + d.saved_row(d.num_layers - 1) * N, dL, N, o + k * N * dL);
+      }
+    });
+  });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(ganfast, CPU, m) {
@@ -116,6 +149,7 @@ TORCH_LIBRARY_IMPL(ganfast, CPU, m) {
   m.impl("fill_normal_", &fill_normal_cpu);
   m.impl("mlp_forward", &mlp_forward_cpu);
   m.impl("mlp_backward", &mlp_backward_cpu);
+  m.impl("mlp_forward_population", &mlp_forward_population_cpu);
 }
 
 }  // namespace ganfast

@@ -287,6 +287,23 @@ std::tuple<at::Tensor, at::Tensor> mlp_forward_cuda(const at::Tensor& x, const a
   return {out, saved};
 }
 
+// The population forward on CUDA: one mlp_forward_cuda per member (the documented fallback: a
+// launch sequence per member, each member exactly as mlp_forward computes it; a fused
+// all-members kernel would save the launches, which matter only for large populations).
+at::Tensor mlp_forward_population_cuda(const at::Tensor& x, const at::Tensor& params, at::IntArrayRef widths,
+                                       at::IntArrayRef acts, at::ArrayRef<double> act_params, double dropout,
+                                       int64_t seed, int64_t offset) {
+  const PopulationArgs a = population_args(x, params, widths, acts, act_params, dropout, seed, offset);
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor out = at::empty({a.P, a.N, a.d.widths[a.d.num_layers]}, x.options());
+  for (int64_t k = 0; k < a.P; ++k) {
+    auto [member_out, saved] = mlp_forward_cuda(x, params.select(0, k), widths, acts, act_params, dropout, seed,
+                                                offset);
+    out.select(0, k).copy_(member_out);
+  }
+  return out;
+}
+
 std::tuple<at::Tensor, at::Tensor> mlp_backward_cuda(const at::Tensor& grad_out, const at::Tensor& x,
                                                      const at::Tensor& params, const at::Tensor& saved,
                                                      at::IntArrayRef widths, at::IntArrayRef acts,
@@ -359,6 +376,7 @@ TORCH_LIBRARY_IMPL(ganfast, CUDA, m) {
   m.impl("fill_normal_", &fill_normal_cuda);
   m.impl("mlp_forward", &mlp_forward_cuda);
   m.impl("mlp_backward", &mlp_backward_cuda);
+  m.impl("mlp_forward_population", &mlp_forward_population_cuda);
 }
 
 }  // namespace ganfast
