@@ -7,8 +7,12 @@ metrics.csv, summary.json, distribution.png, moments.png (1-D), losses.png, trai
 
 A log interval is split into engine calls of about half a second (CallSizer; no result
 changes). After each interval a line like devnag's is printed and a frame of the animation is
-taken: member 0's generator on a fixed batch of 2000 noise samples and, for 1-D raw-input
-discriminators, D on a grid over the target +-4 std. Ctrl-C discards the interval in flight
+taken: 2000 samples of member 0's generator on a fixed noise batch, drawn as G was trained
+(ganfast.sample: with its training-mode dropout) and, for 1-D raw-input discriminators, D on a
+grid over the target +-4 std. The summary is about 100,000 samples of the best member drawn the
+same way (its "sampling" entry says so; "eval_mode" gives the figures without dropout beside
+them when G has dropout); a population's best member is picked by W1 on 20,000 samples each,
+scored in chunks of members (bounded memory; a bar when it takes long). Ctrl-C discards the interval in flight
 (it lands when the native call in progress returns); on the fused CPU path a resumed run ends
 bit-identical to one that was never interrupted.
 """
@@ -16,27 +20,31 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
-from ganfast import functional
+from ganfast import functional, metrics
 from ganfast.app import report
 from ganfast.app.config import TrainConfig
 from ganfast.app.files import atomic_write
-from ganfast.app.run import (CHECKPOINT, Options, Progress, Run, RunError, check_memory, fixed_noise,
+from ganfast.app.run import (CHECKPOINT, Options, Progress, Run, RunError, check_memory,
                              out_of_memory_is_a_run_error, resume_line)
 from ganfast.engine import METRIC_NAMES, train_fused
 from ganfast.modules import Discriminator, Generator
-from ganfast.random import FINAL_NOISE_SHIFT, FIXED_NOISE_SHIFT
+from ganfast.random import FINAL_NOISE_SHIFT, FIXED_NOISE_SHIFT, derived_seed
 from ganfast.reference_train import train_reference
+from ganfast.sampling import sample
 from ganfast.state import GanState, init_state
 
 FRAME_SAMPLES = 2000          # fixed noise batch of every animation frame
 FRAME_GRID = 200              # points of D's curve in a frame (1-D raw-input D only)
 FINAL_SAMPLES = 100_000       # samples the summary is about
 SELECT_SAMPLES = 20_000       # samples per member when picking the best of a population
+SELECT_VALUES = 1 << 23       # sample values scored at once when picking (members per chunk)
 CALL_SECONDS = 0.5            # target duration of one engine call (Ctrl-C latency)
 
 
@@ -79,10 +87,37 @@ def _pooled_moments(cfg: TrainConfig) -> tuple:
     return m, math.sqrt(max(m2 - m * m, 0.0))
 
 
-@torch.no_grad()
-def generate(cfg: TrainConfig, state: GanState, k: int, noise: torch.Tensor) -> torch.Tensor:
-    """Member k's generator in eval mode (no dropout) on `noise`, as (n, data.dim)."""
-    return functional.mlp(noise, state.g_params[k], cfg.g_spec, train=False, backend="auto")
+def generate(cfg: TrainConfig, state: GanState, n: int, seed_shift: int, *, member=None,
+             dropout: bool = True) -> torch.Tensor:
+    """n samples of member `member`'s generator ((n, dim); every member's, (P, n, dim), for None)
+    from the noise stream derived_seed(cfg.seed, seed_shift), drawn as G was trained: with its
+    training-mode dropout (ganfast.sample; dropout=False for eval mode), in bounded memory."""
+    return sample(cfg, state, n, member=member, noise_seed=derived_seed(cfg.seed, seed_shift), dropout=dropout)
+
+
+def sampling_note(cfg: TrainConfig) -> str:
+    """How the summary's samples were drawn (its "sampling" entry)."""
+    p = cfg.g_spec.dropout
+    return f"train-mode dropout (p={p:g}), as trained" if p > 0 else "G has no dropout"
+
+
+def score_members(cfg: TrainConfig, state: GanState, quiet: bool = False) -> list:
+    """Each member's W1 to the target (mean over dimensions; inf for a member without finite
+    samples) on SELECT_SAMPLES samples drawn as trained: members in chunks of SELECT_VALUES
+    sample values (ganfast.sample + ganfast.metrics), so memory stays bounded for any
+    population; a bar on stderr when it takes more than a second (--population 100000: about
+    a minute)."""
+    n = SELECT_SAMPLES
+    chunk = max(1, SELECT_VALUES // (n * cfg.data.dim))
+    scores = []
+    with tqdm(total=state.population, desc="scoring members", unit="member", file=sys.stderr, leave=False,
+              dynamic_ncols=True, delay=1.0, disable=True if quiet else None) as bar:
+        for start in range(0, state.population, chunk):
+            part = GanState(**{k: v[start:start + chunk] for k, v in state.tensors().items()})
+            w1 = metrics.distances(generate(cfg, part, n, FINAL_NOISE_SHIFT), cfg)["w1"].mean(1)
+            scores += [w if math.isfinite(w) else math.inf for w in w1.tolist()]
+            bar.update(part.population)
+    return scores
 
 
 def memory_needed(cfg: TrainConfig) -> int:
@@ -124,7 +159,6 @@ class Framer:
 
     def __init__(self, cfg: TrainConfig, device):
         self.cfg = cfg
-        self.noise = fixed_noise(cfg, FRAME_SAMPLES, FIXED_NOISE_SHIFT, device)
         self.grid = None
         if cfg.data.dim == 1 and cfg.discriminator.input == "raw":
             centers, std, _ = cfg.data.components()
@@ -134,8 +168,8 @@ class Framer:
 
     @torch.no_grad()
     def __call__(self, state: GanState) -> dict:
-        frame = {"epoch": state.epoch, "samples": _as_list(generate(self.cfg, state, 0, self.noise)),
-                 "grid": None, "d_grid": None}
+        x = generate(self.cfg, state, FRAME_SAMPLES, FIXED_NOISE_SHIFT, member=0)
+        frame = {"epoch": state.epoch, "samples": _as_list(x), "grid": None, "d_grid": None}
         if self.grid is not None:
             d = functional.mlp(self.grid, state.d_params[0], self.cfg.d_spec, train=False, backend="auto")
             frame["grid"], frame["d_grid"] = _as_list(self.grid), _as_list(d)
@@ -269,21 +303,23 @@ class ToyRun(Run):
 
     # --- the end ------------------------------------------------------------------------
     def final_samples(self) -> tuple:
-        """(samples (FINAL_SAMPLES, dim) of the chosen member, member, per-member W1 or None)."""
+        """(samples (FINAL_SAMPLES, dim) of the chosen member, drawn as trained, member,
+        per-member W1 or None)."""
         cfg, state = self.cfg, self.state
-        noise = fixed_noise(cfg, FINAL_SAMPLES, FINAL_NOISE_SHIFT, self.device)
         best, member_w1 = 0, None
         if state.population > 1:
-            goal = target(cfg)
-            member_w1 = []
-            for k in range(state.population):
-                x = generate(cfg, state, k, noise[:SELECT_SAMPLES]).double().cpu().numpy()
-                w1 = report.distance_to_target(x, goal)["w1"]
-                w1 = sum(w1) / len(w1) if isinstance(w1, list) else w1
-                member_w1.append(w1 if w1 is not None and math.isfinite(w1) else math.inf)
+            member_w1 = score_members(cfg, state, self.options.quiet)
             best = min(range(len(member_w1)), key=lambda k: member_w1[k])
-        samples = generate(cfg, state, best, noise).double().cpu().numpy()
-        return samples, best, member_w1
+        samples = generate(cfg, state, FINAL_SAMPLES, FINAL_NOISE_SHIFT, member=best)
+        return samples.double().cpu().numpy(), best, member_w1
+
+    def eval_mode_figures(self, member: int) -> dict:
+        """W1, KS, mean and std of the member's G in eval mode (no dropout) on the same noise:
+        the figure beside the summary's when G has dropout (a G trained with dropout 0.5 looks
+        like a point mass without it)."""
+        x = generate(self.cfg, self.state, FINAL_SAMPLES, FINAL_NOISE_SHIFT, member=member, dropout=False)
+        d = report.distance_to_target(x.double().cpu().numpy(), target(self.cfg))
+        return {k: d.get(k) for k in ("w1", "ks", "mean", "std")}
 
     def weights(self, member: int) -> dict:
         """weights.pt: the member's G and D as module state_dicts, and the whole population."""
@@ -308,7 +344,10 @@ class ToyRun(Run):
             "seed": cfg.seed, "wall_time_s": self.elapsed,
             "epochs_per_s": (state.epoch / self.elapsed) if self.elapsed > 0 else None,
             "best_member": best, "interrupted": interrupted, "resumed": self.source.get("resumed", []),
+            "sampling": sampling_note(cfg),
         }
+        if cfg.g_spec.dropout > 0:
+            extra["eval_mode"] = self.eval_mode_figures(best)
         if member_w1 is not None:
             extra["member_w1"] = member_w1
         kw = dict(rows=self.rows, final_samples=samples, target=target(cfg), extra_summary=extra)
@@ -331,4 +370,8 @@ class ToyRun(Run):
             line += (f"  modes covered {summary['modes_covered']}/{summary['n_modes']}  "
                      f"high quality {_fmt(summary.get('high_quality'), '.3f')}")
         print(line, flush=True)
+        if "eval_mode" in extra:
+            ev = extra["eval_mode"]
+            print(f"sampled as trained (G's dropout on); in eval mode: mean {_fmt(ev['mean'])} std {_fmt(ev['std'])}  "
+                  f"W1 {_fmt(ev['w1'], '.4f')}  KS {_fmt(ev['ks'], '.4f')}", flush=True)
         return summary

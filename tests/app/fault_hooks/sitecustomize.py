@@ -8,6 +8,8 @@ GANFAST_FAULT_ENOSPC="NAME:K"        the K-th fsync of a temporary of NAME (e.g.
 GANFAST_FAULT_SLOW_REPLACE="NAME:S"  the rename that puts NAME in place first prints
                                      "FAULT: writing NAME" to stdout, then sleeps S seconds (a slow
                                      report, for a SIGINT to land in)
+GANFAST_FAULT_RLIMIT_AS="BYTES"      the process may map at most BYTES of address space
+                                     (resource.RLIMIT_AS): a machine with that much memory
 """
 import errno
 import os
@@ -19,6 +21,12 @@ def _split(value):
     name, arg = value.rsplit(":", 1)
     return name, arg
 
+
+if os.environ.get("GANFAST_FAULT_RLIMIT_AS"):
+    import resource
+
+    _limit = int(os.environ["GANFAST_FAULT_RLIMIT_AS"])
+    resource.setrlimit(resource.RLIMIT_AS, (_limit, _limit))
 
 if os.environ.get("GANFAST_FAULT_ENOSPC"):
     _name, _k = _split(os.environ["GANFAST_FAULT_ENOSPC"])
