@@ -168,7 +168,7 @@ inline core::GanDesc make_gan_desc(const at::Tensor& desc) {
 
 // The population state tensors: (P, n) parameters and optimizer state, (P,) counters.
 struct GanState {
-  at::Tensor g_params, d_params, g_opt, d_opt, offsets, epochs, seeds, lrs;
+  at::Tensor g_params, d_params, g_opt, d_opt, offsets, epochs, diverged, seeds, lrs;
 };
 
 inline int64_t check_gan_state(const core::GanDesc& g, const GanState& s) {
@@ -193,6 +193,7 @@ inline int64_t check_gan_state(const core::GanDesc& g, const GanState& s) {
   };
   check_vec(s.offsets, "offsets", at::kLong, 1);
   check_vec(s.epochs, "epochs", at::kLong, 1);
+  check_vec(s.diverged, "diverged", at::kLong, 1);
   check_vec(s.seeds, "seeds", at::kLong, 1);
   check_vec(s.lrs, "lrs", at::kDouble, 2);
   return P;
@@ -200,8 +201,10 @@ inline int64_t check_gan_state(const core::GanDesc& g, const GanState& s) {
 
 // Values of the per-member counters, read on the host (the CUDA op checks a host copy).
 inline void check_gan_counters(const int64_t* seeds, const int64_t* offsets, const int64_t* epochs,
-                               const double* lrs, int64_t P) {
+                               const int64_t* diverged, const double* lrs, int64_t P) {
   for (int64_t k = 0; k < P; ++k) {
+    TORCH_CHECK(diverged[k] >= -1 && diverged[k] <= epochs[k], "ganfast: diverged must be -1 or an epoch count <= ",
+                "epochs, got ", diverged[k], " for member ", k, " (epochs ", epochs[k], ")");
     TORCH_CHECK(seeds[k] >= 0, "ganfast: seeds must be >= 0, got ", seeds[k], " for member ", k);
     TORCH_CHECK(offsets[k] >= 0, "ganfast: offsets must be >= 0, got ", offsets[k], " for member ", k);
     TORCH_CHECK(epochs[k] >= 0, "ganfast: epochs must be >= 0, got ", epochs[k], " for member ", k);

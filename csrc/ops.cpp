@@ -48,11 +48,13 @@ TORCH_LIBRARY(ganfast, m) {
       "float dropout, int seed, int offset) -> Tensor");
   // The whole toy-GAN loop for a population of P GANs, num_epochs epochs, in place on the
   // state tensors; returns the (P, 5) metrics of the last epoch (docs/design.md, "Engine").
+  // `diverged` (P,): -1, or the epoch at whose end the member was first non-finite; such a
+  // member is frozen and its metrics are NaN (docs/design.md, "Divergence").
   // `desc` is the GAN's description packed into one float64 CPU tensor (layout: engine_args.h).
   m.def(
       "gan_train_(Tensor(a!) g_params, Tensor(b!) d_params, Tensor(c!) g_opt, Tensor(d!) d_opt, "
-      "Tensor(e!) offsets, Tensor(f!) epochs, Tensor seeds, Tensor lrs, Tensor desc, int num_epochs) "
-      "-> Tensor metrics");
+      "Tensor(e!) offsets, Tensor(f!) epochs, Tensor(g!) diverged, Tensor seeds, Tensor lrs, Tensor desc, "
+      "int num_epochs) -> Tensor metrics");
   // Reads a packed description and checks every field, as gan_train_ does: ganfast.engine calls
   // it once when it packs a description, so a bad one fails where it is built.
   m.def("gan_check_description(Tensor desc) -> ()");

@@ -72,7 +72,8 @@ def description(spec: GanSpec) -> torch.Tensor:
 def train_fused(spec, state: GanState, epochs: int) -> torch.Tensor:
     """Train every member for `epochs` epochs in place; returns the (P, 5) metrics (float64)
     of the last epoch, columns METRIC_NAMES, on the state's device. `spec`: a GanSpec, or a
-    config with `.gan_spec`.
+    config with `.gan_spec`. A member whose parameters become NaN or infinite is frozen and
+    marked in `state.diverged` (its metrics are NaN); the others train on.
 
     The engine runs where the state lives: on the CPU, or on a CUDA device when the extension
     was built with CUDA (`init_state(spec, device="cuda")` or `state.to("cuda")`). Every tensor
@@ -90,5 +91,5 @@ def train_fused(spec, state: GanState, epochs: int) -> torch.Tensor:
     if device.type == "cuda" and not _ext.WITH_CUDA:
         raise RuntimeError("ganfast: the state is on a CUDA device but the extension was built without CUDA "
                            "kernels; rebuild with a CUDA build of torch and nvcc, or use state.to('cpu')")
-    return torch.ops.ganfast.gan_train_(s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.seeds,
-                                        s.lrs, desc, int(epochs))
+    return torch.ops.ganfast.gan_train_(s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.diverged,
+                                        s.seeds, s.lrs, desc, int(epochs))

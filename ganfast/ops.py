@@ -43,7 +43,7 @@ def _(x, params, widths, acts, act_params, dropout, seed, offset):
 
 
 @torch.library.register_fake("ganfast::gan_train_")
-def _(g_params, d_params, g_opt, d_opt, offsets, epochs, seeds, lrs, desc, num_epochs):
+def _(g_params, d_params, g_opt, d_opt, offsets, epochs, diverged, seeds, lrs, desc, num_epochs):
     return g_params.new_empty((g_params.shape[0], 5), dtype=torch.float64)
 
 

@@ -100,6 +100,7 @@ class MemberTrainer:
             self.G.params.copy_(state.g_params[k])
             self.D.params.copy_(state.d_params[k])
         self.epoch = int(state.epochs[k])
+        self.diverged = int(state.diverged[k])
         self.lr_d, self.lr_g = (float(v) for v in state.lrs[k])
         self.d_opt = make_optimizer(spec.optimizer_d, self.D.parameters(), self.lr_d)
         self.g_opt = make_optimizer(spec.optimizer_g, self.G.parameters(), self.lr_g)
@@ -108,7 +109,7 @@ class MemberTrainer:
         self._set_lrs()
         self.sampler = Sampler(spec, self.stream, dtype, device)
         features = (lambda x: moments(x.t())) if spec.d_input == "moments" else None
-        self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, spec.g_loss, features)
+        self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, spec.g_loss, features, nonfinite_ok=True)
         self.metrics = [math.nan] * 5
 
     def _set_lrs(self):
@@ -126,14 +127,31 @@ class MemberTrainer:
         self.metrics[2:] = [g_error.item(), f.mean().item(), f.std(unbiased=False).item()]
 
     def train(self, epochs: int):
-        for _ in range(epochs):
+        """As the engine: a diverged member is frozen (its epoch count still advances); the check
+        ends every epoch, and looks at the losses in the call's last epoch (the engine computes
+        them there only)."""
+        for e in range(epochs):
+            if self.diverged >= 0:
+                self.epoch += 1
+                continue
             for _ in range(self.spec.d_steps):
                 self.d_step()
             for _ in range(self.spec.g_steps):
                 self.g_step()
             self.epoch += 1
             self._set_lrs()
+            if self._nonfinite(losses=e + 1 == epochs):
+                self.diverged = self.epoch
+        if self.diverged >= 0:
+            self.metrics = [math.nan] * 5
         self.write_back()
+
+    def _nonfinite(self, losses: bool) -> bool:
+        """A NaN or infinite parameter of G or D, or (losses) loss of the last D / G step."""
+        if not (bool(torch.isfinite(self.G.params).all()) and bool(torch.isfinite(self.D.params).all())):
+            return True
+        reported = (self.metrics[:2] if self.spec.d_steps else []) + (self.metrics[2:3] if self.spec.g_steps else [])
+        return losses and not all(math.isfinite(v) for v in reported)
 
     def write_back(self):
         s, k, spec = self.state, self.k, self.spec
@@ -144,12 +162,13 @@ class MemberTrainer:
             _save_opt_state(self.g_opt, spec.optimizer_g, self.G.params, s.g_opt[k])
         s.offsets[k] = self.stream.offset
         s.epochs[k] = self.epoch
+        s.diverged[k] = self.diverged
 
 
 def train_reference(spec, state: GanState, epochs: int) -> torch.Tensor:
     """Train every member for `epochs` epochs in place, one after another; returns the (P, 5)
-    metrics of the last epoch (the columns of ganfast.engine.METRIC_NAMES). `spec`: a GanSpec,
-    or a config with `.gan_spec`."""
+    metrics of the last epoch (the columns of ganfast.engine.METRIC_NAMES; NaN for a diverged
+    member). `spec`: a GanSpec, or a config with `.gan_spec`."""
     spec = as_gan_spec(spec)
     rows = []
     for k in range(state.population):

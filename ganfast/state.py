@@ -29,10 +29,26 @@ class GanState:
     epochs: torch.Tensor    # (P,) int64: epochs completed
     seeds: torch.Tensor     # (P,) int64
     lrs: torch.Tensor       # (P, 2) float64: base learning rates (D, G)
+    #: (P,) int64: -1 while the member is finite; else the epoch count at the end of the epoch in
+    #: which one of its parameters (G's or D's), or a loss its call reported, was first NaN or
+    #: infinite. The engine and the reference trainer freeze such a member from then on (no more
+    #: updates, no more Philox words; its epoch counter still advances) and report NaN metrics
+    #: for it (docs/design.md, "Divergence"). Left out (None), it starts as -1 everywhere (states
+    #: saved before it existed).
+    diverged: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.diverged is None:
+            self.diverged = torch.full(self.epochs.shape, -1, dtype=torch.int64, device=self.epochs.device)
 
     @property
     def population(self) -> int:
         return self.g_params.shape[0]
+
+    @property
+    def diverged_members(self) -> list:
+        """The indices of the members that have diverged."""
+        return torch.nonzero(self.diverged >= 0).flatten().tolist()
 
     @property
     def epoch(self) -> int:
@@ -104,5 +120,6 @@ def init_state(spec, *, seed: int | None = None, population: int | None = None, 
         epochs=torch.zeros(P, dtype=torch.int64),
         seeds=torch.tensor(seeds, dtype=torch.int64),
         lrs=lrs,
+        diverged=torch.full((P,), -1, dtype=torch.int64),
     )
     return state.to(device) if device is not None else state

@@ -19,11 +19,14 @@ class GanSteps:
     `real` and `noise` are called for each batch, in the order the step needs them, so a
     shared random stream is consumed in the same order as the fused engine's."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, d_opt, g_opt, generator_loss: str, features=None):
+    def __init__(self, G: nn.Module, D: nn.Module, d_opt, g_opt, generator_loss: str, features=None,
+                 nonfinite_ok: bool = False):
         self.G, self.D, self.d_opt, self.g_opt = G, D, d_opt, g_opt
         self.minimax = generator_loss == "minimax"
         self.features = features if features is not None else (lambda x: x)
-        self.criterion = nn.BCELoss()
+        # nn.BCELoss raises on a NaN input; nonfinite_ok (the toy oracle, which must follow a
+        # diverging member as the engine does) lets NaN flow through instead (bce_with_nan).
+        self.criterion = bce_with_nan if nonfinite_ok else nn.BCELoss()
 
     def d_step(self, real, noise) -> tuple:
         """(loss on real, loss on fake, D(real), D(fake)), all detached."""
@@ -53,6 +56,30 @@ class GanSteps:
         g_error.backward()
         self.g_opt.step()
         return g_error.detach(), fake.detach(), d_fake.detach()
+
+
+class _BCEWithNaN(torch.autograd.Function):
+    """nn.BCELoss's mean loss and gradient (logs clamped at -100, the gradient's denominator at
+    1e-12), written so that a NaN input gives a NaN loss and NaN gradients instead of an error:
+    the formulas of the engine's bce_term / bce_grad (csrc/core/gan_step.h)."""
+
+    @staticmethod
+    def forward(ctx, p, y):
+        ctx.save_for_backward(p, y)
+        lp, l1p = torch.log(p).clamp(min=-100), torch.log(1 - p).clamp(min=-100)
+        return ((y - 1) * l1p - y * lp).mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, y = ctx.saved_tensors
+        return grad * (p - y) / ((1 - p) * p).clamp(min=1e-12) / p.numel(), None
+
+
+def bce_with_nan(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """nn.BCELoss()(p, y) for a finite p (the same call); the NaN-propagating formula otherwise."""
+    if bool(torch.isfinite(p).all()):
+        return nn.functional.binary_cross_entropy(p, y)
+    return _BCEWithNaN.apply(p, y)
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ OPS = torch.ops.ganfast
 
 PRESETS = ("devnag", "devnag-elu", "vanilla", "how-to-gan", "ring8")
 FLOAT_FIELDS = ("g_params", "d_params", "g_opt", "d_opt")
-INT_FIELDS = ("offsets", "epochs", "seeds", "lrs")  # lrs is float64 but never changes: exact
+INT_FIELDS = ("offsets", "epochs", "diverged", "seeds", "lrs")  # lrs is float64 but never changes: exact
 
 TOL64 = {"cpu": 1e-10, "cuda": 1e-9}
 TOL32 = 1e-4
@@ -437,11 +437,122 @@ def test_metrics_columns_make_sense(preset, device):
         assert 0.2 * float(x.std()) <= float(m[k, 4]) + 1e-3
 
 
+# --- divergence ---------------------------------------------------------------------------------
+
+def _huge_lr(name="devnag", dtype="float64", **overrides):
+    """The issue's reproduction: G's SGD learning rate 1e300 (it diverges within a few epochs);
+    1e30 in float32 (torch.optim cannot apply a learning rate beyond float32's range)."""
+    lr = 1e300 if dtype == "float64" else 1e30
+    return small(name, dtype, **{"optimizer_g.kind": "sgd", "optimizer_g.lr": lr, **overrides})
+
+
+def assert_diverged_states_agree(fused: GanState, ref: GanState, tol: float):
+    """Members still finite agree as in assert_states_close; a diverged member must be non-finite
+    somewhere in both (which values turned NaN within the diverging epoch is rounding and
+    NaN-propagation detail: relu(NaN) is NaN in torch, may be 0 in the engine); the counters
+    (offsets, epochs, diverged, ...) are equal."""
+    for name in INT_FIELDS:
+        assert torch.equal(getattr(fused, name), getattr(ref, name)), name
+    for k in range(fused.population):
+        a, b = fused.member(k), ref.member(k)
+        if int(a.diverged) < 0:
+            assert_states_close(a, b, tol)
+            continue
+        for s in (a, b):
+            assert not (torch.isfinite(s.g_params).all() and torch.isfinite(s.d_params).all()), k
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("preset", ["devnag", "vanilla"])
+def test_divergence_is_the_same_epoch_on_both_engines(preset, dtype):
+    """200 epochs of a config whose G explodes: both engines mark the same epoch, freeze the
+    member there and report NaN metrics (before issue 13 the engine trained on NaN silently).
+    Up to the epoch before, both are finite and agree as usual (float64; in float32 a learning
+    rate of 1e30 amplifies rounding differences to ~1e-2 before the overflow, measured)."""
+    cfg = _huge_lr(preset, dtype, population=2)
+    tol = 1e-10 if dtype == "float64" else math.inf
+    start = init_state(cfg)
+    fused, ref = start.clone(), start.clone()
+    m_fused, m_ref = train_fused(cfg, fused, 200), train_reference(cfg, ref, 200)
+    assert fused.diverged.tolist() == ref.diverged.tolist()
+    assert all(1 <= d < 200 for d in fused.diverged.tolist()), fused.diverged
+    assert bool(torch.isnan(m_fused).all()) and bool(torch.isnan(m_ref).all())
+    assert torch.equal(fused.epochs, torch.full((2,), 200))
+    assert_diverged_states_agree(fused, ref, tol)
+    first = int(fused.diverged.min())
+    before_f, before_r = start.clone(), start.clone()
+    train_fused(cfg, before_f, first - 1)
+    train_reference(cfg, before_r, first - 1)
+    assert (before_f.diverged == -1).all()
+    if dtype == "float64":
+        assert_states_close(before_f, before_r, tol)
+
+
+def test_diverged_is_the_epoch_at_whose_end_a_parameter_was_first_non_finite():
+    cfg = _huge_lr(population=2)
+    s = init_state(cfg)
+    history = []
+    for epoch in range(1, 30):
+        before = s.clone()
+        train_fused(cfg, s, 1)
+        finite = torch.isfinite(s.g_params).all(1) & torch.isfinite(s.d_params).all(1)
+        for k in range(2):
+            if int(before.diverged[k]) < 0:  # finite until now: marked exactly when it turns
+                assert int(s.diverged[k]) == (-1 if bool(finite[k]) else epoch)
+        history.append(s.diverged.clone())
+    assert (s.diverged > 0).all(), "the huge learning rate must diverge within 30 epochs"
+    # one call of 29 epochs marks the same epochs as 29 calls of one
+    whole = init_state(cfg)
+    train_fused(cfg, whole, 29)
+    assert torch.equal(whole.diverged, s.diverged)
+
+
+def test_a_diverged_member_is_frozen():
+    cfg = _huge_lr(population=2)
+    s = init_state(cfg)
+    train_fused(cfg, s, 40)
+    assert (s.diverged > 0).all()
+    frozen = s.clone()
+    m = train_fused(cfg, s, 7)
+    assert bool(torch.isnan(m).all())
+    assert torch.equal(s.epochs, frozen.epochs + 7)
+    for name in ("g_params", "d_params", "g_opt", "d_opt", "offsets", "diverged", "seeds", "lrs"):
+        assert metrics_equal(getattr(s, name), getattr(frozen, name)), name
+    ref = frozen.clone()
+    train_reference(cfg, ref, 7)
+    assert_states_equal(ref, s)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_diverged_member_leaves_the_others_alone(threads):
+    cfg = small("devnag", population=3)
+    lrs = [[1e-3, 1e-3], [1e-3, 1e300], [1e-3, 1e-3]]
+    s = init_state(cfg, lrs=lrs)
+    solo = [s.member(k).clone() for k in range(3)]
+    torch.set_num_threads(threads)
+    m = train_fused(cfg, s, 20)
+    assert s.diverged.tolist()[0] == -1 and s.diverged.tolist()[2] == -1 and int(s.diverged[1]) > 0
+    assert bool(torch.isfinite(m[[0, 2]]).all()) and bool(torch.isnan(m[1]).all())
+    for k in (0, 2):
+        m_solo = train_fused(cfg, solo[k], 20)
+        assert_states_equal(s.member(k), solo[k])
+        assert metrics_equal(m[k], m_solo[0])
+
+
+def test_states_saved_before_divergence_existed_load():
+    s = init_state(small("devnag", population=3))
+    old = {k: v for k, v in s.tensors().items() if k != "diverged"}
+    loaded = GanState(**old)
+    assert loaded.diverged.tolist() == [-1, -1, -1] and loaded.diverged.dtype == torch.int64
+    assert loaded.member(1).diverged.tolist() == [-1]
+
+
 # --- the description and the argument checks of the op ---------------------------------------
 
 def call_op(state: GanState, desc: torch.Tensor, epochs: int = 1):
     s = state
-    return OPS.gan_train_(s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.seeds, s.lrs, desc, epochs)
+    return OPS.gan_train_(s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.diverged, s.seeds, s.lrs,
+                          desc, epochs)
 
 
 def test_description_follows_the_layout():
@@ -467,7 +578,7 @@ def test_fake_kernels_and_schema():
     cfg = _ring_cfg()
     desc = description(cfg.gan_spec)
     s = init_state(cfg)
-    args = (s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.seeds, s.lrs, desc, 1)
+    args = (s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.diverged, s.seeds, s.lrs, desc, 1)
     torch.library.opcheck(OPS.gan_train_.default, args, test_utils=("test_schema", "test_faketensor"))
     torch.library.opcheck(OPS.gan_check_description.default, (desc,))
 
@@ -489,6 +600,10 @@ BAD_STATE = {
     "g_opt columns": (lambda s: setattr(s, "g_opt", s.g_opt[:, :-2].contiguous()), "g_opt must be"),
     "d_opt columns": (lambda s: setattr(s, "d_opt", torch.zeros(2, 3)), "d_opt must be"),
     "offsets count": (lambda s: setattr(s, "offsets", s.offsets[:1].contiguous()), "offsets needs"),
+    "diverged count": (lambda s: setattr(s, "diverged", s.diverged[:1].contiguous()), "diverged needs"),
+    "diverged float": (lambda s: setattr(s, "diverged", s.diverged.double()), "diverged must be a contiguous Long"),
+    "diverged below -1": (lambda s: s.diverged.__setitem__(0, -2), "diverged must be -1"),
+    "diverged after epochs": (lambda s: s.diverged.__setitem__(1, 3), "diverged must be -1"),
     "lrs shape": (lambda s: setattr(s, "lrs", s.lrs[:, :1].contiguous()), "lrs needs"),
     "dtype mismatch d_params": (lambda s: setattr(s, "d_params", s.d_params.double()), "d_params is"),
     "dtype mismatch g_opt": (lambda s: setattr(s, "g_opt", s.g_opt.double()), "g_opt is"),

@@ -75,16 +75,17 @@ def test_init_state_shapes(name, dtype):
     expected = {
         "g_params": ((3, nG), t), "d_params": ((3, nD), t),
         "g_opt": ((3, 2 * nG), t), "d_opt": ((3, 2 * nD), t),
-        "offsets": ((3,), torch.int64), "epochs": ((3,), torch.int64),
+        "offsets": ((3,), torch.int64), "epochs": ((3,), torch.int64), "diverged": ((3,), torch.int64),
         "seeds": ((3,), torch.int64), "lrs": ((3, 2), torch.float64),
     }
+    assert set(expected) == set(s.tensors())
     for field, (shape, dt) in expected.items():
         x = getattr(s, field)
         assert tuple(x.shape) == shape and x.dtype == dt, field
         assert x.is_contiguous(), field
     assert s.population == 3 and s.epoch == 0
     assert not s.g_opt.any() and not s.d_opt.any() and not s.epochs.any()
-    assert s.seeds.tolist() == [9, 10, 11]
+    assert s.seeds.tolist() == [9, 10, 11] and s.diverged.tolist() == [-1, -1, -1] and s.diverged_members == []
     assert s.lrs.tolist() == [[cfg.optimizer_d.lr, cfg.optimizer_g.lr]] * 3
     # every init word is one uniform: training starts right after G's and D's parameters
     assert s.offsets.tolist() == [nG + nD] * 3

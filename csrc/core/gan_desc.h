@@ -65,6 +65,7 @@ struct MemberState {
   uint64_t seed;
   uint64_t* offset;  // Philox words consumed so far
   int64_t* epoch;    // epochs completed so far
+  int64_t* diverged; // -1, or the epoch count at the end of the epoch it diverged in (divergence.h)
   double lr_d, lr_g; // base learning rates (StepLR decays them)
 };
 

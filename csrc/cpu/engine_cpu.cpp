@@ -11,14 +11,15 @@ namespace ganfast {
 namespace {
 
 at::Tensor gan_train_cpu(at::Tensor g_params, at::Tensor d_params, at::Tensor g_opt, at::Tensor d_opt,
-                         at::Tensor offsets, at::Tensor epochs, const at::Tensor& seeds, const at::Tensor& lrs,
-                         const at::Tensor& desc_tensor, int64_t num_epochs) {
+                         at::Tensor offsets, at::Tensor epochs, at::Tensor diverged, const at::Tensor& seeds,
+                         const at::Tensor& lrs, const at::Tensor& desc_tensor, int64_t num_epochs) {
   const core::GanDesc desc = make_gan_desc(desc_tensor);
-  const GanState st{g_params, d_params, g_opt, d_opt, offsets, epochs, seeds, lrs};
+  const GanState st{g_params, d_params, g_opt, d_opt, offsets, epochs, diverged, seeds, lrs};
   const int64_t P = check_gan_state(desc, st);
   TORCH_CHECK(num_epochs >= 0, "ganfast: num_epochs must be >= 0");
   const int64_t* seed_p = seeds.data_ptr<int64_t>();
-  check_gan_counters(seed_p, offsets.data_ptr<int64_t>(), epochs.data_ptr<int64_t>(), lrs.data_ptr<double>(), P);
+  check_gan_counters(seed_p, offsets.data_ptr<int64_t>(), epochs.data_ptr<int64_t>(), diverged.data_ptr<int64_t>(),
+                     lrs.data_ptr<double>(), P);
   at::Tensor metrics = at::full({P, core::kNumMetrics}, std::numeric_limits<double>::quiet_NaN(),
                                 g_params.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(g_params.scalar_type(), "gan_train_", [&] {
@@ -28,6 +29,7 @@ at::Tensor gan_train_cpu(at::Tensor g_params, at::Tensor d_params, at::Tensor g_
     scalar_t* dop = d_opt.data_ptr<scalar_t>();
     int64_t* off = offsets.data_ptr<int64_t>();
     int64_t* ep = epochs.data_ptr<int64_t>();
+    int64_t* dv = diverged.data_ptr<int64_t>();
     const double* lr = lrs.data_ptr<double>();
     double* met = metrics.data_ptr<double>();
     const int64_t nG = desc.g.num_params, nD = desc.d.num_params;
@@ -37,7 +39,8 @@ at::Tensor gan_train_cpu(at::Tensor g_params, at::Tensor d_params, at::Tensor g_
       for (int64_t k = begin; k < end; ++k) {
         offset[k - begin] = static_cast<uint64_t>(off[k]);
         members.push_back({gp + k * nG, dp + k * nD, go + 2 * k * nG, dop + 2 * k * nD,
-                           static_cast<uint64_t>(seed_p[k]), &offset[k - begin], ep + k, lr[2 * k], lr[2 * k + 1]});
+                           static_cast<uint64_t>(seed_p[k]), &offset[k - begin], ep + k, dv + k, lr[2 * k],
+                           lr[2 * k + 1]});
       }
       cpu::kernels<scalar_t>().train_members(desc, members.data(), end - begin, num_epochs,
                                              met + begin * core::kNumMetrics);

@@ -113,6 +113,7 @@ struct EngineArgs {
   T* d_opt;     // (P, 2 nD)
   int64_t* offsets;
   int64_t* epochs;
+  int64_t* diverged;  // (P,): -1, or the epoch count it diverged at (gc::member diverged rules)
   const int64_t* seeds;
   const double* lrs;  // (P, 2): D, G
   double* metrics;    // (P, kNumMetrics)
@@ -621,6 +622,7 @@ __global__ void __launch_bounds__(kThreads) gan_train_kernel(const __grid_consta
   m.seed = static_cast<uint64_t>(a.seeds[k]);
   m.offset = static_cast<uint64_t>(a.offsets[k]);
   int64_t epoch = a.epochs[k];
+  int64_t diverged = a.diverged[k];
   const double lr_d0 = a.lrs[2 * k], lr_g0 = a.lrs[2 * k + 1];
 
   if (pl.in_smem[kGP]) copy_n(gp_state, m.gP, nG);
@@ -635,12 +637,26 @@ __global__ void __launch_bounds__(kThreads) gan_train_kernel(const __grid_consta
   for (int j = 0; j < gc::kNumMetrics; ++j) met[j] = nan;
 
   for (int64_t e = 0; e < a.num_epochs; ++e) {
+    if (diverged >= 0) {  // frozen (core/divergence.h): the epoch passes, nothing trains
+      ++epoch;
+      continue;
+    }
     const bool last = e + 1 == a.num_epochs;  // metrics: the last D and G steps of the last epoch
     const double lr_d = gc::scheduled_lr(a.opt_d, lr_d0, epoch);
     const double lr_g = gc::scheduled_lr(a.opt_g, lr_g0, epoch);
     for (int64_t s = 0; s < a.d_steps; ++s) d_step(a, m, lr_d, epoch * a.d_steps + s, last && s + 1 == a.d_steps, met);
     for (int64_t s = 0; s < a.g_steps; ++s) g_step(a, m, lr_g, epoch * a.g_steps + s, last && s + 1 == a.g_steps, met);
     ++epoch;
+    // The CPU engine's check (gc::member_diverged), spread over the block: any non-finite
+    // parameter, or in the last epoch a non-finite loss of a step that ran.
+    int bad = last && gc::reported_loss_nonfinite(a.d_steps, a.g_steps, met) ? 1 : 0;
+    for (int t = threadIdx.x; t < nG && !bad; t += kThreads) bad = gc::nonfinite(m.gP[t]);
+    for (int t = threadIdx.x; t < nD && !bad; t += kThreads) bad = gc::nonfinite(m.dP[t]);
+    if (__syncthreads_or(bad)) diverged = epoch;
+  }
+  if (diverged >= 0) {
+#pragma unroll
+    for (int j = 0; j < gc::kNumMetrics; ++j) met[j] = nan;
   }
 
   // Every phase ended with __syncthreads(): the state in shared memory is final.
@@ -651,6 +667,7 @@ __global__ void __launch_bounds__(kThreads) gan_train_kernel(const __grid_consta
   if (threadIdx.x == 0) {
     a.offsets[k] = static_cast<int64_t>(m.offset);
     a.epochs[k] = epoch;
+    a.diverged[k] = diverged;
 #pragma unroll
     for (int j = 0; j < gc::kNumMetrics; ++j) a.metrics[k * gc::kNumMetrics + j] = met[j];
   }
@@ -746,16 +763,18 @@ Placement plan_buffers(const gc::GanDesc& desc, int64_t budget, int64_t* smem_by
 }
 
 at::Tensor gan_train_cuda(at::Tensor g_params, at::Tensor d_params, at::Tensor g_opt, at::Tensor d_opt,
-                          at::Tensor offsets, at::Tensor epochs, const at::Tensor& seeds, const at::Tensor& lrs,
-                          const at::Tensor& desc_tensor, int64_t num_epochs) {
+                          at::Tensor offsets, at::Tensor epochs, at::Tensor diverged, const at::Tensor& seeds,
+                          const at::Tensor& lrs, const at::Tensor& desc_tensor, int64_t num_epochs) {
   const gc::GanDesc desc = make_gan_desc(desc_tensor);  // the description stays on the CPU
-  const GanState st{g_params, d_params, g_opt, d_opt, offsets, epochs, seeds, lrs};
+  const GanState st{g_params, d_params, g_opt, d_opt, offsets, epochs, diverged, seeds, lrs};
   const int64_t P = check_gan_state(desc, st);
   TORCH_CHECK(num_epochs >= 0, "ganfast: num_epochs must be >= 0");
   TORCH_CHECK(P <= std::numeric_limits<int>::max(), "ganfast: population too large for the CUDA engine (", P, ")");
   const c10::cuda::CUDAGuard guard(g_params.device());
   // Seeds are checked on the host, like the CPU op (one small device-to-host copy).
   TORCH_CHECK(seeds.min().item<int64_t>() >= 0, "ganfast: seeds must be >= 0");
+  TORCH_CHECK(diverged.min().item<int64_t>() >= -1 && (diverged <= epochs).all().item<bool>(),
+              "ganfast: diverged must be -1 or an epoch count <= epochs");
   const int64_t N = desc.batch, M = desc.d_batch();
   for (const int64_t elems : {desc.g.sum_out_widths * N, desc.d.sum_out_widths * M,
                               static_cast<int64_t>(desc.g.max_width) * N, static_cast<int64_t>(desc.d.max_width) * M,
@@ -831,6 +850,7 @@ at::Tensor gan_train_cuda(at::Tensor g_params, at::Tensor d_params, at::Tensor g
     a.d_opt = d_opt.data_ptr<T>();
     a.offsets = offsets.data_ptr<int64_t>();
     a.epochs = epochs.data_ptr<int64_t>();
+    a.diverged = diverged.data_ptr<int64_t>();
     a.seeds = seeds.data_ptr<int64_t>();
     a.lrs = lrs.data_ptr<double>();
     a.metrics = metrics.data_ptr<double>();
