@@ -13,7 +13,17 @@ What a run writes and how Ctrl-C and --resume behave: ganfast.app.run (the proto
 ganfast.app.toy_run and ganfast.app.image_run (the two kinds).
 
 Exit status: 0 done, 2 bad arguments, config, data or checkpoint (one `error: ...` line on
-stderr, no traceback), 130 interrupted.
+stderr, no traceback), 3 diverged, 130 interrupted.
+
+Divergence (toy runs): a member whose parameters or losses become NaN or infinite is frozen by
+the trainer (GanState.diverged). `--on-nan stop` (the default for a population of 1) ends the
+training at once (within the engine call that saw it); `--on-nan continue` (the default for a
+population) trains the other members on. Either way a line says who diverged at which epoch,
+the logged losses of a diverged member are NaN, the summary has "diverged" and
+"diverged_members" ([{member, epoch}]), and a plot with no finite sample says so. The exit
+status is 3 when the run stopped on a divergence or no member is left finite (the checkpoint,
+the report and weights.pt are written all the same); a population that lost some members but
+not all exits 0.
 """
 from __future__ import annotations
 
@@ -26,8 +36,8 @@ import torch
 from ganfast.app.config import PRESET_DIR, ConfigError, TrainConfig, list_presets, load_config, load_preset, preset_path
 from ganfast.app.image_run import ImageRun
 from ganfast.app.files import remove_stale_temps
-from ganfast.app.run import (CHECKPOINT, DEFAULT_OUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Options, Run,
-                             RunError, execute, read_checkpoint, resume_config, write_config)
+from ganfast.app.run import (CHECKPOINT, DEFAULT_OUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ON_NAN, PROG, Options,
+                             Run, RunError, execute, read_checkpoint, resume_config, write_config)
 from ganfast.app.toy_run import ToyRun
 
 DEFAULT_PRESET = "devnag"
@@ -47,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
                     "(config.yaml, checkpoint.pt, metrics.csv, summary.json, plots, "
                     "training.gif, weights.pt).",
         epilog="Ctrl-C saves a checkpoint and exits with status 130; continue with --resume. "
-               "Bad arguments or configs exit with status 2.",
+               "Bad arguments or configs exit with status 2; a run that diverged (--on-nan) with status 3.",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", metavar="NAME",
@@ -69,6 +79,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help=f"parent of the run folder (default {DEFAULT_OUT})")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots and training.gif")
     p.add_argument("--threads", type=int, metavar="N", help="torch.set_num_threads(N)")
+    p.add_argument("--on-nan", choices=ON_NAN, dest="on_nan",
+                   help="when a toy GAN's parameters or losses become NaN/inf: stop the run (default for a "
+                        "population of 1), or continue training the other members, the diverged ones frozen "
+                        "(default for a population); exit status 3 when it stopped or none is left")
     p.add_argument("--quiet", action="store_true",
                    help="no per-log lines or progress bar; keep the final summary")
     return p
@@ -125,7 +139,7 @@ def _setup(args) -> Run:
             raise RunError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     options = Options(backend=args.backend, device=check_device(args.device), out=args.out or DEFAULT_OUT,
-                      plots=not args.no_plots, quiet=args.quiet)
+                      plots=not args.no_plots, quiet=args.quiet, on_nan=args.on_nan)
     if args.resume:
         return _resume(args, options)
     if args.config is not None:
@@ -138,7 +152,13 @@ def _setup(args) -> Run:
     overrides.update(data_root(cfg, args.data))
     if overrides:
         cfg = cfg.replace(overrides)
+    _check_on_nan(options, "image" if cfg.is_image else "toy")
     return RUNS["image" if cfg.is_image else "toy"].new(cfg, options, source)
+
+
+def _check_on_nan(options: Options, kind: str) -> None:
+    if options.on_nan is not None and kind != "toy":
+        raise RunError("--on-nan is for toy runs (image runs do not watch for divergence)")
 
 
 def _resume(args, options: Options) -> Run:
@@ -157,6 +177,7 @@ def _resume(args, options: Options) -> Run:
     except (RunError, ConfigError) as e:
         raise RunError(f"--resume: {e}") from None
     kind = payload["kind"]
+    _check_on_nan(options, kind)
     try:
         epoch = int(payload["state"]["trainer"]["epoch"] if kind == "image" else payload["state"]["gan"]["epochs"][0])
     except (KeyError, TypeError, IndexError, ValueError) as e:
@@ -181,7 +202,7 @@ def _resume(args, options: Options) -> Run:
 
 
 def main(argv=None) -> int:
-    """Run the CLI; returns the exit status (0 done, 2 bad input, 130 interrupted)."""
+    """Run the CLI; returns the exit status (0 done, 2 bad input, 3 diverged, 130 interrupted)."""
     threads_before = torch.get_num_threads()
     try:
         try:

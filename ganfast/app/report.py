@@ -299,10 +299,15 @@ def _legend(ax, dim: int):
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
 
 
-def plot_distribution(path, samples, target=None, *, real_samples=None, title: str | None = None, bins: int = 60) -> Path:
+def plot_distribution(path, samples, target=None, *, real_samples=None, title: str | None = None, bins: int = 60,
+                      note: str | None = None) -> Path:
     """Generated samples against the target: 1-D histograms plus the target pdf; 2-D
-    (or more: the first two dims) scatter over the target's centres."""
+    (or more: the first two dims) scatter over the target's centres. ``note`` is written
+    across the axes (e.g. why there is nothing to see); samples without a finite one get
+    "no finite samples" there, so an empty plot never looks like a plot of nothing."""
     x = _finite(_as_2d(samples))
+    if not len(x):
+        note = note or "no finite samples"
     real = None if real_samples is None else _finite(_as_2d(real_samples))
     t = _parse_target(target)
     fig = _figure()
@@ -331,6 +336,9 @@ def plot_distribution(path, samples, target=None, *, real_samples=None, title: s
         ax.set_ylabel("x1")
     ax.set_title(title or "generated vs target")
     _legend(ax, x.shape[1])
+    if note:
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", color="C3", fontsize=11,
+                wrap=True, bbox={"facecolor": "white", "edgecolor": "C3", "alpha": 0.9})
     fig.tight_layout()
     return _save_png(fig, path)
 
@@ -384,7 +392,7 @@ def write_animation(path, frames: Sequence[Mapping[str, Any]], target=None, *, f
     """Animated GIF of the generated distribution over training.
 
     ``frames``: dicts {"epoch", "samples" (M,) or (M, 2), "grid" (G,) or None, "d_grid" (G,)
-    or None}. 1-D frames show the generated density, the target pdf and D(x) on the grid
+    or None, optionally "note": said in the frame's title, e.g. why it has no finite sample}. 1-D frames show the generated density, the target pdf and D(x) on the grid
     (right axis, [0, 1]); 2-D frames a scatter. More than ``max_frames`` frames are thinned
     evenly, first and last kept. Axes are fixed over all frames so motion is real motion.
 
@@ -468,14 +476,15 @@ def _animation_images(frames: Sequence[Mapping[str, Any]], t: _Target | None, *,
     for owner, artist in moving:
         if owner is not None:
             artist.set_animated(blit)  # left out of the full draw; drawn per frame below
-    ax.set_title(f"epoch {max((f.get('epoch', 0) for f in frames), default=0)}")  # the widest, for the layout
+    titles = [_frame_title(f, i, xs[i]) for i, f in enumerate(frames)]
+    ax.set_title(max(titles, key=len))  # the widest, for the layout
     fig.tight_layout()  # once: a per-frame layout would make the axes jitter
     canvas = fig.canvas
     if not blit:
         images = []
         for i, frame in enumerate(frames):
             update(i)
-            ax.set_title(f"epoch {frame.get('epoch', i)}")
+            ax.set_title(titles[i])
             canvas.draw()
             images.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
         return images
@@ -487,7 +496,7 @@ def _animation_images(frames: Sequence[Mapping[str, Any]], t: _Target | None, *,
     images = []
     for i, frame in enumerate(frames):
         update(i)
-        ax.set_title(f"epoch {frame.get('epoch', i)}")
+        ax.set_title(titles[i])
         canvas.restore_region(background)
         for owner, artist in moving:
             if owner is None:
@@ -496,6 +505,12 @@ def _animation_images(frames: Sequence[Mapping[str, Any]], t: _Target | None, *,
                 owner.draw_artist(artist)
         images.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
     return images
+
+
+def _frame_title(frame: Mapping[str, Any], i: int, finite: np.ndarray) -> str:
+    """"epoch N", and the frame's note (or "no finite samples" when it has none)."""
+    note = frame.get("note") or (None if len(finite) else "no finite samples")
+    return f"epoch {frame.get('epoch', i)}" + (f": {note}" if note else "")
 
 
 def write_gif(path, images: Sequence[np.ndarray], *, fps: float, max_frames: int, hold_last: float = 0.0) -> Path:
@@ -567,6 +582,7 @@ def write_report(
     plots: bool = True,
     extra_summary: Mapping[str, Any] | None = None,
     real_samples=None,
+    note: str | None = None,
 ) -> dict:
     """Write metrics.csv, summary.json and (if ``plots``) distribution.png, moments.png
     (1-D only), losses.png and training.gif (if ``frames``) into ``run_dir``.
@@ -574,6 +590,7 @@ def write_report(
     ``rows`` are the per-epoch metric dicts of all population members ("member" column);
     ``final_samples`` the samples the summary is about (member 0's or the best member's).
     Plots whose data is missing are skipped, so an interrupted run still gets a report.
+    ``note`` is written across distribution.png (plot_distribution).
     Returns the summary as written (plain types).
     """
     run_dir = Path(run_dir)
@@ -586,7 +603,7 @@ def write_report(
         return summary
 
     if final_samples is not None:
-        plot_distribution(run_dir / "distribution.png", final_samples, t, real_samples=real_samples)
+        plot_distribution(run_dir / "distribution.png", final_samples, t, real_samples=real_samples, note=note)
     rows = [r for r in rows if "epoch" in r]
     has = lambda *keys: bool(rows) and all(k in rows[0] for k in keys)  # noqa: E731
     dim = t.dim if t is not None else (_as_2d(final_samples).shape[1] if final_samples is not None else None)

@@ -60,7 +60,8 @@ CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "ganfast"
 CHECKPOINT_VERSION = 2
 CHECKPOINT_SECONDS = 60.0     # a log interval that ends this long after the last checkpoint writes one
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+ON_NAN = ("stop", "continue")
 
 
 class RunError(Exception):
@@ -77,6 +78,8 @@ class Options:
     out: str | None = None    # parent of the run folder; None: no folder (nothing written)
     plots: bool = True
     quiet: bool = False       # no per-log lines or progress bar; the final summary stays
+    on_nan: str | None = None  # a member diverged: "stop" the run, or "continue" with the others
+                               # (None: stop for a population of 1, continue for more)
 
 
 # --- the run folder --------------------------------------------------------------------------
@@ -293,6 +296,41 @@ class Run:
         """Report and weights (into the folder, if any); prints the summary and returns it."""
         raise NotImplementedError
 
+    def diverged(self) -> dict:
+        """{member: epoch} of the members whose parameters or losses became NaN or infinite
+        (frozen by the trainer since); a kind that cannot tell has none."""
+        return {}
+
+    # --- divergence -----------------------------------------------------------------------
+    @property
+    def on_nan(self) -> str:
+        """The --on-nan policy in force: the option, or stop for a population of 1, continue
+        for more."""
+        return self.options.on_nan or ("stop" if self.cfg.population == 1 else "continue")
+
+    def must_stop(self) -> bool:
+        """Divergence ends the training: any member under "stop", every member under "continue"."""
+        diverged = self.diverged()
+        return bool(diverged) and (self.on_nan == "stop" or len(diverged) == self.cfg.population)
+
+    def failed(self) -> bool:
+        """The run ends diverged (exit status 3): it stopped on a divergence, or no member is finite."""
+        return self.must_stop()
+
+    def _divergence_lines(self, seen: dict) -> list:
+        """A line per member that diverged since `seen` (updated)."""
+        lines = []
+        for k, epoch in sorted(self.diverged().items()):
+            if k in seen:
+                continue
+            seen[k] = epoch
+            who = "the GAN" if self.cfg.population == 1 else f"member {k}"
+            then = ("stopping (--on-nan stop)" if self.on_nan == "stop" else
+                    "no member is left to train" if len(seen) == self.cfg.population else
+                    "frozen; the others train on (--on-nan continue)")
+            lines.append(f"diverged: {who} at epoch {epoch} (a parameter or loss became NaN or infinite); {then}")
+        return lines
+
     # --- protocol -----------------------------------------------------------------------
     def snapshot(self) -> tuple:
         return self.state_dict(), list(self.rows), self.elapsed, self.epoch
@@ -348,20 +386,25 @@ class Run:
         start_elapsed, intervals = self.elapsed, 0
         good = self.snapshot()
         t0 = time.perf_counter()
+        seen = {}
         try:
-            while self.epoch < self.cfg.epochs:
+            for line in self._divergence_lines(seen):  # a resumed run that had diverged
+                progress.write(line)
+            while self.epoch < self.cfg.epochs and not self.must_stop():
                 t_interval = time.perf_counter()
                 rows = self.train_interval(progress)
                 self.rows.extend(rows)
                 self.elapsed = start_elapsed + time.perf_counter() - t0
                 if not self.options.quiet:
                     progress.write(self.log_line(rows, time.perf_counter() - t_interval))
+                for line in self._divergence_lines(seen):  # said even when --quiet
+                    progress.write(line)
                 progress.to(self.position[0])
                 intervals += 1
                 good = self.snapshot()
                 due = (intervals % self.checkpoint_every == 0
                        or time.monotonic() - self.checkpoint_time >= CHECKPOINT_SECONDS)
-                if due and self.epoch < self.cfg.epochs:
+                if due and self.epoch < self.cfg.epochs and not self.must_stop():
                     self.checkpoint(good)
         except KeyboardInterrupt:
             self.restore(good)
@@ -439,8 +482,9 @@ def shielded_from_ctrl_c(what: str):
 
 
 def execute(run: Run) -> int:
-    """Train, checkpoint, weights and report; the exit status (0 done, 130 interrupted). An
-    OSError while writing (a full disk) is a RunError naming the file and what is intact."""
+    """Train, checkpoint, weights and report; the exit status (0 done, 3 diverged, 130
+    interrupted). An OSError while writing (a full disk) is a RunError naming the file and what
+    is intact."""
     with out_of_memory_is_a_run_error(lambda: f"to train this run ({run.kept()})"):
         interrupted = run.train()
     if interrupted:
@@ -461,6 +505,10 @@ def execute(run: Run) -> int:
             print(f"aborted the report; {CHECKPOINT} of epoch {run.checkpoint_epoch} is saved: {PROG} --resume "
                   f"{run.run_dir} writes the report again", file=sys.stderr, flush=True)
             return EXIT_INTERRUPTED
+    if run.failed():
+        which = ", ".join(f"member {k} at epoch {e}" for k, e in sorted(run.diverged().items()))
+        print(f"error: the run diverged ({which}); its report says so", file=sys.stderr, flush=True)
+        return EXIT_DIVERGED
     return EXIT_OK
 
 

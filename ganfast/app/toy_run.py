@@ -12,7 +12,8 @@ taken: 2000 samples of member 0's generator on a fixed noise batch, drawn as G w
 grid over the target +-4 std. The summary is about 100,000 samples of the best member drawn the
 same way (its "sampling" entry says so; "eval_mode" gives the figures without dropout beside
 them when G has dropout); a population's best member is picked by W1 on 20,000 samples each,
-scored in chunks of members (bounded memory; a bar when it takes long). Ctrl-C discards the interval in flight
+scored in chunks of members (bounded memory; a bar when it takes long; a huge population gets
+fewer samples per member, select_samples). Ctrl-C discards the interval in flight
 (it lands when the native call in progress returns); on the fused CPU path a resumed run ends
 bit-identical to one that was never interrupted.
 """
@@ -43,7 +44,9 @@ from ganfast.state import GanState, init_state
 FRAME_SAMPLES = 2000          # fixed noise batch of every animation frame
 FRAME_GRID = 200              # points of D's curve in a frame (1-D raw-input D only)
 FINAL_SAMPLES = 100_000       # samples the summary is about
-SELECT_SAMPLES = 20_000       # samples per member when picking the best of a population
+SELECT_SAMPLES = 20_000       # samples per member when picking the best of a population ...
+SELECT_MIN_SAMPLES = 2_000    # ... fewer for a huge one (SELECT_BUDGET in all), never fewer than this
+SELECT_BUDGET = 200_000_000   # sample values scored in all when picking (~30 s on one core)
 SELECT_VALUES = 1 << 23       # sample values scored at once when picking (members per chunk)
 CALL_SECONDS = 0.5            # target duration of one engine call (Ctrl-C latency)
 
@@ -101,13 +104,19 @@ def sampling_note(cfg: TrainConfig) -> str:
     return f"train-mode dropout (p={p:g}), as trained" if p > 0 else "G has no dropout"
 
 
+def select_samples(cfg: TrainConfig) -> int:
+    """Samples per member when picking the best member: SELECT_SAMPLES, fewer for a population
+    so large that scoring would take minutes (SELECT_BUDGET values in all, at least
+    SELECT_MIN_SAMPLES: --population 100000 scores 2,000 each)."""
+    return max(SELECT_MIN_SAMPLES, min(SELECT_SAMPLES, SELECT_BUDGET // (cfg.population * cfg.data.dim)))
+
+
 def score_members(cfg: TrainConfig, state: GanState, quiet: bool = False) -> list:
     """Each member's W1 to the target (mean over dimensions; inf for a member without finite
-    samples) on SELECT_SAMPLES samples drawn as trained: members in chunks of SELECT_VALUES
+    samples) on select_samples(cfg) samples drawn as trained: members in chunks of SELECT_VALUES
     sample values (ganfast.sample + ganfast.metrics), so memory stays bounded for any
-    population; a bar on stderr when it takes more than a second (--population 100000: about
-    a minute)."""
-    n = SELECT_SAMPLES
+    population; a bar on stderr when it takes more than a second."""
+    n = select_samples(cfg)
     chunk = max(1, SELECT_VALUES // (n * cfg.data.dim))
     scores = []
     with tqdm(total=state.population, desc="scoring members", unit="member", file=sys.stderr, leave=False,
@@ -137,7 +146,7 @@ def check_state(state: GanState, cfg: TrainConfig) -> None:
     want = {"g_params": ((P, nG), cfg.torch_dtype), "d_params": ((P, nD), cfg.torch_dtype),
             "g_opt": ((P, 2 * nG), cfg.torch_dtype), "d_opt": ((P, 2 * nD), cfg.torch_dtype),
             "offsets": ((P,), torch.int64), "epochs": ((P,), torch.int64), "seeds": ((P,), torch.int64),
-            "lrs": ((P, 2), torch.float64)}
+            "lrs": ((P, 2), torch.float64), "diverged": ((P,), torch.int64)}
     for name, (shape, dtype) in want.items():
         t = getattr(state, name)
         if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype != dtype:
@@ -170,6 +179,8 @@ class Framer:
     def __call__(self, state: GanState) -> dict:
         x = generate(self.cfg, state, FRAME_SAMPLES, FIXED_NOISE_SHIFT, member=0)
         frame = {"epoch": state.epoch, "samples": _as_list(x), "grid": None, "d_grid": None}
+        if int(state.diverged[0]) >= 0:
+            frame["note"] = f"diverged at epoch {int(state.diverged[0])}: no finite samples"
         if self.grid is not None:
             d = functional.mlp(self.grid, state.d_params[0], self.cfg.d_spec, train=False, backend="auto")
             frame["grid"], frame["d_grid"] = _as_list(self.grid), _as_list(d)
@@ -263,7 +274,7 @@ class ToyRun(Run):
         cfg, state = self.cfg, self.state
         trainer = train_fused if self.backend == "fused" else train_reference  # looked up now: tests patch them
         end = min(state.epoch - state.epoch % cfg.log_every + cfg.log_every, cfg.epochs)
-        while state.epoch < end:  # engine calls of ~CALL_SECONDS each (see CallSizer)
+        while state.epoch < end and not self.must_stop():  # engine calls of ~CALL_SECONDS each (CallSizer)
             n = self.sizer.next(end - state.epoch)
             t_call, before = time.perf_counter(), state.epoch
             metrics = trainer(cfg, state, n)
@@ -282,7 +293,8 @@ class ToyRun(Run):
         return rows
 
     def log_line(self, rows: list, seconds: float) -> str:
-        vals = {k: statistics.median(float(r[k]) for r in rows) for k in METRIC_NAMES}
+        finite = [r for r in rows if all(math.isfinite(float(r[k])) for k in METRIC_NAMES)]
+        vals = {k: statistics.median(float(r[k]) for r in finite) if finite else math.nan for k in METRIC_NAMES}
         width = max(5, len(str(self.cfg.epochs)))
         t_mean, t_std = self.target_moments
         line = (f"epoch {self.epoch:>{width}}/{self.cfg.epochs}  D real {vals['d_loss_real']:.3f} "
@@ -290,8 +302,12 @@ class ToyRun(Run):
                 f"mean {vals['fake_mean']:.2f} std {vals['fake_std']:.2f}  "
                 f"(target {t_mean:.2f}, {t_std:.2f})")
         if len(rows) > 1:
-            line += f"  [median of {len(rows)} members]"
+            line += f"  [median of {len(finite)} members" + (f"; {len(rows) - len(finite)} diverged]"
+                                                             if len(finite) < len(rows) else "]")
         return line
+
+    def diverged(self) -> dict:
+        return {k: int(e) for k, e in enumerate(self.state.diverged.tolist()) if e >= 0}
 
     def state_dict(self) -> dict:
         return {"gan": {k: v.detach().cpu().clone() for k, v in self.state.tensors().items()},
@@ -345,17 +361,22 @@ class ToyRun(Run):
             "epochs_per_s": (state.epoch / self.elapsed) if self.elapsed > 0 else None,
             "best_member": best, "interrupted": interrupted, "resumed": self.source.get("resumed", []),
             "sampling": sampling_note(cfg),
+            "diverged": bool(self.diverged()), "on_nan": self.on_nan,
+            "diverged_members": [{"member": k, "epoch": e} for k, e in sorted(self.diverged().items())],
         }
+        note = None
+        if best in self.diverged():
+            note = f"diverged at epoch {self.diverged()[best]}: no finite samples"
         if cfg.g_spec.dropout > 0:
             extra["eval_mode"] = self.eval_mode_figures(best)
         if member_w1 is not None:
-            extra["member_w1"] = member_w1
+            extra["member_w1"], extra["member_w1_samples"] = member_w1, select_samples(cfg)
         kw = dict(rows=self.rows, final_samples=samples, target=target(cfg), extra_summary=extra)
         if self.run_dir is None:
             return report.summarize(**kw)
         payload = self.weights(best)  # first: the weights are what a Ctrl-C in the report must not cost
         atomic_write(self.run_dir / "weights.pt", lambda f: torch.save(payload, f), binary=True)
-        summary = report.write_report(self.run_dir, frames=self.frames, plots=self.options.plots, **kw)
+        summary = report.write_report(self.run_dir, frames=self.frames, plots=self.options.plots, note=note, **kw)
 
         who = f"member {best} (best W1 of {state.population})" if state.population > 1 else "member 0"
         rate = extra["epochs_per_s"]
@@ -370,6 +391,9 @@ class ToyRun(Run):
             line += (f"  modes covered {summary['modes_covered']}/{summary['n_modes']}  "
                      f"high quality {_fmt(summary.get('high_quality'), '.3f')}")
         print(line, flush=True)
+        if extra["diverged"]:
+            who = ", ".join(f"member {d['member']} at epoch {d['epoch']}" for d in extra["diverged_members"])
+            print(f"diverged: {who} (NaN or infinite parameters or losses; frozen from then on)", flush=True)
         if "eval_mode" in extra:
             ev = extra["eval_mode"]
             print(f"sampled as trained (G's dropout on); in eval mode: mean {_fmt(ev['mean'])} std {_fmt(ev['std'])}  "

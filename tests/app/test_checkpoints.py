@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 import ganfast.app.cli as train_cli
-from conftest import run_dir_of
+from conftest import run_dir_of, write_toy_config
 from ganfast.app import run as run_protocol
 from ganfast.app import toy_run
 from ganfast.app.config import load_preset
@@ -29,10 +28,7 @@ COMMON = ["--no-plots", "--quiet"]
 
 
 def _config(tmp_path: Path, **overrides) -> Path:
-    cfg = load_preset("devnag").replace({"batch_size": 32, "epochs": 5, "log_every": 1, **overrides})
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    return path
+    return write_toy_config(tmp_path / "c.yaml", **{"batch_size": 32, "epochs": 5, "log_every": 1, **overrides})
 
 
 def _epoch(run: Path) -> int:

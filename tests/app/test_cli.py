@@ -237,6 +237,12 @@ def test_members_are_scored_in_chunks_as_trained(tmp_path, monkeypatch):
     assert len(set(scores)) == 5
 
 
+def test_a_huge_population_is_scored_on_fewer_samples_each():
+    cfg = load_preset("devnag")
+    counts = [toy_run.select_samples(cfg.replace(population=p)) for p in (1, 10_000, 20_000, 100_000, 10**6)]
+    assert counts == [20_000, 20_000, 10_000, 2_000, 2_000]
+
+
 # --- bad inputs ----------------------------------------------------------------------------
 
 def _expect_usage_error(tmp_path, capsys, argv, *needles):

@@ -101,7 +101,11 @@ def _image_config(d: Path, **overrides) -> Path:
 
 def _raw_yaml(d: Path, preset_config: Callable, key: str, value) -> Path:
     """A config file with one value set behind validation's back."""
-    path = preset_config(d)
+    return _set_key(preset_config(d), key, value)
+
+
+def _set_key(path: Path, key: str, value) -> Path:
+    """Set `section.leaf` in a YAML file as it is, without validation."""
     data = yaml.safe_load(path.read_text())
     section, leaf = key.split(".")
     data[section][leaf] = value
@@ -147,11 +151,7 @@ def _wrong_state(d: Path) -> None:
 def _edit_config(key: str, value) -> Callable[[Path], None]:
     def edit(d: Path) -> None:
         for folder in ("run", "before"):
-            path = d / folder / "config.yaml"
-            data = yaml.safe_load(path.read_text())
-            section, leaf = key.split(".")
-            data[section][leaf] = value
-            path.write_text(yaml.safe_dump(data, sort_keys=False))
+            _set_key(d / folder / "config.yaml", key, value)
     return edit
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import ganfast.app.cli as train_cli
-from conftest import read_csv, run_dir_of
+from conftest import read_csv, run_dir_of, write_toy_config
 from ganfast.app.config import load_config, load_preset
 from ganfast.app.run import RESUMABLE_KEYS, config_changes
 
@@ -22,9 +22,7 @@ COMMON = ["--no-plots", "--quiet"]
 
 
 def _toy_run(tmp_path: Path, **overrides) -> Path:
-    cfg = load_preset("devnag").replace({"batch_size": 32, "epochs": 4, "log_every": 2, **overrides})
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    path = write_toy_config(tmp_path / "c.yaml", **{"batch_size": 32, "epochs": 4, "log_every": 2, **overrides})
     assert train_cli.main(["--config", str(path), "--out", str(tmp_path / "out"), *COMMON]) == 0
     return run_dir_of(tmp_path / "out")
 
