@@ -237,6 +237,27 @@ def test_members_are_scored_in_chunks_as_trained(tmp_path, monkeypatch):
     assert len(set(scores)) == 5
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_scoring_members_shows_a_bar_when_it_takes_long(monkeypatch, quiet):
+    """tqdm's bar on a terminal's stderr once scoring has taken a second (delay=1), never
+    with --quiet: here 3 chunks of one member, each made to take 0.6 s."""
+    import io
+    import time
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(toy_run, "SELECT_VALUES", toy_run.SELECT_SAMPLES)
+    real = toy_run.generate
+    monkeypatch.setattr(toy_run, "generate", lambda *a, **k: time.sleep(0.6) or real(*a, **k))
+    cfg = load_preset("devnag").replace({"population": 3})
+    assert len(toy_run.score_members(cfg, ganfast.init_state(cfg), quiet=quiet)) == 3
+    assert ("scoring members" in err.getvalue()) != quiet
+
+
 def test_a_huge_population_is_scored_on_fewer_samples_each():
     cfg = load_preset("devnag")
     counts = [toy_run.select_samples(cfg.replace(population=p)) for p in (1, 10_000, 20_000, 100_000, 10**6)]
