@@ -108,10 +108,20 @@ def read_flags(path) -> list:
     return flags
 
 
+#: The test-only CPU build (csrc/cpu/kernels_avx2x16.cpp: the AVX-512 build's 16-lane code on
+#: AVX2), compiled in only with GANFAST_AVX2X16=1: the costliest translation unit, run by tests only.
+TEST_ONLY_ISA = "avx2x16"
+
+
+def with_test_isa() -> bool:
+    """GANFAST_AVX2X16=1: compile the test-only avx2x16 build in too (its own cache key)."""
+    return os.environ.get("GANFAST_AVX2X16", "0") == "1"
+
+
 def cpu_isas(root: Path) -> list:
     """The CPU builds compiled in (csrc/cpu/kernels_<isa>.cpp), the run-time dispatch chooses one."""
     names = [p.stem[len("kernels_"):] for p in sorted((root / "cpu").glob("kernels_*.cpp"))]
-    names = ["baseline" if n == "base" else n for n in names]
+    names = ["baseline" if n == "base" else n for n in names if n != TEST_ONLY_ISA or with_test_isa()]
     return sorted(names, key=lambda n: (n != "baseline", n))
 
 
@@ -234,7 +244,7 @@ def describe(root: Path, rt: dict) -> dict:
         "sources": [p.relative_to(root).as_posix() for p in source_files(root, cuda)],
         "cxx_flags": read_flags(flags_dir / "cxx.txt"),
         "nvcc_flags": read_flags(flags_dir / "nvcc.txt") if cuda else [],
-        "defines": ["GANFAST_WITH_CUDA=1"] if cuda else [],
+        "defines": (["GANFAST_WITH_CUDA=1"] if cuda else []) + (["GANFAST_AVX2X16=1"] if with_test_isa() else []),
         "cpu_isas": cpu_isas(root),
         "source_hash": source_hash(root),
     }

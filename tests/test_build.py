@@ -75,8 +75,15 @@ def key_dirs(cache):
 
 
 def key_dir_of(cache):
-    """The cache folder of this Python, torch and these sources (it must exist)."""
-    d = Path(cache) / _build.cache_key(_build.describe(CSRC, RT), RT)
+    """The cache folder of this Python, torch and these sources (it must exist), as the children
+    build it (child_env: no GANFAST_ variables, so no GANFAST_AVX2X16 either)."""
+    test_isa = os.environ.pop("GANFAST_AVX2X16", None)
+    try:
+        desc = _build.describe(CSRC, RT)
+    finally:
+        if test_isa is not None:
+            os.environ["GANFAST_AVX2X16"] = test_isa
+    d = Path(cache) / _build.cache_key(desc, RT)
     assert d.is_dir(), (d, key_dirs(cache))
     return d
 
@@ -112,7 +119,8 @@ def test_cmake_reads_the_same_flag_lists(tmp_path):
 
 # --- sources, key, stamp --------------------------------------------------------------------------
 
-def test_sources_are_globbed_and_hashed(tmp_path):
+def test_sources_are_globbed_and_hashed(tmp_path, monkeypatch):
+    monkeypatch.delenv("GANFAST_AVX2X16", raising=False)
     root = tmp_path / "csrc"
     shutil.copytree(CSRC, root, ignore=shutil.ignore_patterns("__pycache__"))
     names = [p.relative_to(root).as_posix() for p in _build.source_files(root, cuda=True)]
@@ -130,6 +138,11 @@ def test_sources_are_globbed_and_hashed(tmp_path):
     assert "cpu/kernels_avx512.cpp" in [p.relative_to(root).as_posix() for p in _build.source_files(root, False)]
     assert _build.cpu_isas(root) == ["baseline", "avx2", "avx512"]
     assert _build.source_hash(root) != h1
+    # the test-only 16-lane AVX2 build: compiled in on request, with its define (and own key)
+    assert "GANFAST_AVX2X16=1" not in _build.describe(root, RT)["defines"]
+    monkeypatch.setenv("GANFAST_AVX2X16", "1")
+    assert _build.cpu_isas(root) == ["baseline", "avx2", "avx2x16", "avx512"]
+    assert "GANFAST_AVX2X16=1" in _build.describe(root, RT)["defines"]
 
 
 def test_cache_key_changes_with_torch_python_sources_and_flags():
