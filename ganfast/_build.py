@@ -197,23 +197,18 @@ def cuda_arch_list() -> str:
 @contextlib.contextmanager
 def cuda_build_env(cuda_home: str | None, arch_list: str | None):
     """CUDA_HOME and TORCH_CUDA_ARCH_LIST for one build (torch reads both), restored after."""
-    saved = {k: os.environ.get(k) for k in ("CUDA_HOME", "TORCH_CUDA_ARCH_LIST")}
     cpp_ext = sys.modules.get("torch.utils.cpp_extension")
     saved_attr = getattr(cpp_ext, "CUDA_HOME", None)
     try:
-        if cuda_home:
-            os.environ["CUDA_HOME"] = cuda_home
-            if cpp_ext is not None:  # computed when cpp_extension was first imported
-                cpp_ext.CUDA_HOME = cuda_home
-        if arch_list:
-            os.environ["TORCH_CUDA_ARCH_LIST"] = arch_list
-        yield
+        with _saved_env("CUDA_HOME", "TORCH_CUDA_ARCH_LIST"):
+            if cuda_home:
+                os.environ["CUDA_HOME"] = cuda_home
+                if cpp_ext is not None:  # computed when cpp_extension was first imported
+                    cpp_ext.CUDA_HOME = cuda_home
+            if arch_list:
+                os.environ["TORCH_CUDA_ARCH_LIST"] = arch_list
+            yield
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         if cpp_ext is not None:
             cpp_ext.CUDA_HOME = saved_attr
 

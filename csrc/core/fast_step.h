@@ -122,6 +122,7 @@ class FastTrainer {
 
   void train(MemberState<T>& s, int64_t epochs, double* metrics) {
     for (int64_t e = 0; e < epochs; ++e) {
+      if (frozen_epoch_passes(s)) continue;  // divergence.h, as MemberTrainer::train
       const int64_t epoch = *s.epoch;
       const double lr_d = scheduled_lr(g_.opt_d, s.lr_d, epoch);
       const double lr_g = scheduled_lr(g_.opt_g, s.lr_g, epoch);
@@ -131,7 +132,9 @@ class FastTrainer {
       for (int64_t k = 0; k < g_.g_steps; ++k)
         g_step(s, lr_g, epoch * g_.g_steps + k, last_epoch && k + 1 == g_.g_steps ? metrics : nullptr);
       ++*s.epoch;
+      mark_if_diverged(g_, s, last_epoch ? metrics : nullptr);
     }
+    nan_metrics_if_diverged(s, metrics);
   }
 
  private:

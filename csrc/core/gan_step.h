@@ -8,7 +8,6 @@
 #pragma once
 
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "divergence.h"
@@ -304,10 +303,7 @@ class MemberTrainer {
 
   void train(MemberState<T>& s, int64_t epochs, double* metrics) {
     for (int64_t e = 0; e < epochs; ++e) {
-      if (*s.diverged >= 0) {  // frozen (divergence.h): the epoch passes, nothing trains
-        ++*s.epoch;
-        continue;
-      }
+      if (frozen_epoch_passes(s)) continue;  // divergence.h
       const int64_t epoch = *s.epoch;
       const double lr_d = scheduled_lr(g_.opt_d, s.lr_d, epoch);
       const double lr_g = scheduled_lr(g_.opt_g, s.lr_g, epoch);
@@ -318,9 +314,9 @@ class MemberTrainer {
       for (int64_t k = 0; k < g_.g_steps; ++k)
         g_step(s, lr_g, epoch * g_.g_steps + k, last_epoch && k + 1 == g_.g_steps ? metrics : nullptr);
       ++*s.epoch;
-      if (member_diverged(g_, s, last_epoch ? metrics : nullptr)) *s.diverged = *s.epoch;
+      mark_if_diverged(g_, s, last_epoch ? metrics : nullptr);
     }
-    if (*s.diverged >= 0) std::fill(metrics, metrics + kNumMetrics, std::numeric_limits<double>::quiet_NaN());
+    nan_metrics_if_diverged(s, metrics);
   }
 
  private:
