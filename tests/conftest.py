@@ -122,6 +122,17 @@ def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rel: float, t
 
 # --- run folders of the CLI tests ----------------------------------------------------------
 
+def write_toy_config(path, preset: str = "devnag", **overrides) -> Path:
+    """A preset with `overrides` (dotted keys: TrainConfig.replace), written as YAML to `path`."""
+    import yaml
+
+    from ganfast.app.config import load_preset
+
+    cfg = load_preset(preset).replace(overrides)
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    return Path(path)
+
+
 def run_dir_of(out) -> Path:
     """The one run folder a CLI call created under `out`."""
     dirs = [p for p in Path(out).iterdir() if p.is_dir()]
