@@ -10,8 +10,9 @@ the speed-up):
   with torch.compile on G, D and the moments) and "philox_reference" (ganfast.reference_train,
   the test oracle, which draws its numbers with Philox written in torch ops).
 - "loop devnag 5000 epochs (fused)": the preset's whole run, fused, for the absolute time.
-- "engine per preset (fused)": each toy preset's engine for a few hundred epochs (vanilla: 20);
-  ms per epoch in extra_info.
+- "engine <preset>": each toy preset's engine for a few hundred epochs (vanilla: 20), on the
+  generic loop (GANFAST_ENGINE_PATH=generic: the engine before the fast path) and on auto (the
+  fast path where it has kernels); ms per epoch (best call) in extra_info.
 - "population P=.. threads=..": P devnag GANs x 20 epochs, fused; GAN-epochs/s in extra_info.
 Threads: one (bench/conftest.py), except where a benchmark sets its own.
 """
@@ -26,6 +27,7 @@ from ganfast.reference_train import train_reference
 from ganfast.state import init_state
 
 from seed_devnag import DevnagLoop
+from conftest import POPULATION_EPOCHS
 
 EPOCHS = 100
 
@@ -81,17 +83,24 @@ def bench_loop_fused_full_run(benchmark, devnag, require_fused):
 ENGINE_EPOCHS = {"devnag": 300, "devnag-elu": 300, "vanilla": 20, "how-to-gan": 60, "ring8": 300}
 
 
+@pytest.mark.parametrize("path", ["generic", "auto"])
 @pytest.mark.parametrize("preset", list(ENGINE_EPOCHS))
-def bench_engine_epochs(benchmark, require_fused, preset):
-    """The fused engine on each toy preset, for the time per epoch (extra_info["ms_per_epoch"])."""
+def bench_engine_epochs(benchmark, require_fused, engine_path, preset, path):
+    """The fused engine on each toy preset, for the time per epoch (extra_info["ms_per_epoch"]),
+    before and after the fast path: GANFAST_ENGINE_PATH=generic is the engine's loop as it was
+    before it (csrc/core/gan_step.h), auto takes the fast path where the shapes have kernels
+    (devnag, devnag-elu, vanilla) and is the same loop elsewhere. The session summary prints
+    generic / auto per preset."""
     cfg = load_preset(preset)
     state = init_state(cfg)
     epochs = ENGINE_EPOCHS[preset]
+    engine_path(path)
     train_fused(cfg, state, 2)
-    benchmark.group = "engine per preset (fused)"
-    benchmark.extra_info.update(backend=f"engine_{preset}", preset=preset, epochs=epochs)
-    benchmark.pedantic(train_fused, args=(cfg, state, epochs), rounds=3, iterations=1)
-    benchmark.extra_info["ms_per_epoch"] = 1e3 * benchmark.stats.stats.median / epochs
+    benchmark.group = f"engine {preset} ({epochs} epochs)"
+    benchmark.extra_info.update(backend="generic" if path == "generic" else "fused", preset=preset, epochs=epochs,
+                                path=path)
+    benchmark.pedantic(train_fused, args=(cfg, state, epochs), rounds=5, iterations=1)
+    benchmark.extra_info["ms_per_epoch"] = 1e3 * benchmark.stats.stats.min / epochs
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -99,7 +108,7 @@ def bench_engine_epochs(benchmark, require_fused, preset):
 def bench_population(benchmark, devnag, require_fused, population, threads):
     cfg = devnag.replace(population=population)
     state = init_state(cfg)
-    epochs = 20
+    epochs = POPULATION_EPOCHS
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch  # noqa: I001
 
 import os
+import platform
 import sys
 
 import pytest
@@ -39,12 +40,42 @@ def single_thread():
 
 
 @pytest.fixture
+def engine_path(monkeypatch):
+    """engine_path("generic" | "auto" | "fast"): GANFAST_ENGINE_PATH for the rest of the
+    benchmark (the engine reads it at every call; restored afterwards)."""
+    def set_path(path: str):
+        monkeypatch.setenv("GANFAST_ENGINE_PATH", path)
+    return set_path
+
+
+def machine_line() -> str:
+    """CPU model, the ganfast CPU build in use, threads: recorded with every figure."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    from ganfast import _ext
+    isa = getattr(_ext._C, "CPU_ISA", "?") if _ext.AVAILABLE else "no extension"
+    return (f"machine: {model}, {os.cpu_count()} logical CPUs; ganfast CPU build {isa}"
+            f" (GANFAST_CPU_ISA={os.environ.get('GANFAST_CPU_ISA', 'unset')}); torch {torch.__version__}")
+
+
+@pytest.fixture
 def require_fused():
     """Skip fused benchmarks when the extension did not load (the fallback is the reference)."""
     if not ganfast.extension_available():
         from ganfast import _ext
 
         pytest.skip(f"ganfast extension unavailable: {_ext.UNAVAILABLE_REASON}")
+
+
+#: Epochs per call of bench_train.bench_population (its GAN-epochs/s in the summary).
+POPULATION_EPOCHS = 20
 
 
 def _fmt_time(seconds: float) -> str:
@@ -74,13 +105,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     tr = terminalreporter
     tr.write_sep("-", "fused vs reference: ratio of medians (single-threaded torch)")
+    tr.write_line(machine_line())
     width = max(len(g) for g in groups)
     for group in sorted(groups):
         times = groups[group]
         ref, fused = times.get("reference"), times.get("fused")
+        generic = times.get("generic")
+        if generic is not None and fused is not None:  # the engine before / after the fast path
+            tr.write_line(f"{group:<{width}}: generic median / auto median = {generic / fused:5.2f}x"
+                          f"   (generic {_fmt_time(generic)}, auto {_fmt_time(fused)})")
+            continue
         if ref is None or fused is None:
             for backend, t in sorted(times.items()):  # single-sided groups: absolute times
-                tr.write_line(f"{group:<{width}}: {backend} median {_fmt_time(t)}")
+                line = f"{group:<{width}}: {backend} median {_fmt_time(t)}"
+                if backend == "jax" and fused is not None:
+                    line += f"   [fused {_fmt_time(fused)}: {t / fused:.1f}x faster than jax]"
+                tr.write_line(line)
             continue
         ratio = ref / fused
         line = (f"{group:<{width}}: reference median / fused median = {ratio:5.1f}x"
@@ -93,7 +133,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         if "philox_reference" in times:
             line += (f"   [ganfast.reference_train {_fmt_time(times['philox_reference'])}:"
                      f" {times['philox_reference'] / fused:.0f}x]")
+        if "jax" in times:
+            line += f"   [jax jit+scan {_fmt_time(times['jax'])}: {times['jax'] / fused:.1f}x]"
         if group == TARGET_GROUP:
             verdict = "met" if ratio >= TARGET_SPEEDUP else "MISSED"
             line += f"   [target >= {TARGET_SPEEDUP:.0f}x: {verdict}]"
         tr.write_line(line)
+    one, two = groups.get("population threads=1", {}), groups.get("population threads=2", {})
+    for backend in sorted(set(one) & set(two), key=lambda b: int(b.rsplit("P", 1)[-1])):
+        gans = int(backend.rsplit("P", 1)[-1]) * POPULATION_EPOCHS  # bench_train.bench_population
+        tr.write_line(f"population {backend[len('population_'):]:>5}: 2 threads / 1 thread = {one[backend] / two[backend]:4.2f}x"
+                      f"   ({gans / one[backend]:9.0f} GAN-epochs/s on 1 thread, {gans / two[backend]:9.0f} on 2)")

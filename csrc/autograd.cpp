@@ -2,6 +2,12 @@
 // through Python (torch.library.register_autograd costs ~100 us per call, more than the whole
 // fused kernel for the toy networks). Device-agnostic: both ops are called through the
 // dispatcher, which picks the CPU or CUDA implementation.
+//
+// Higher derivatives (a gradient penalty: create_graph=True): when autograd records the backward
+// (GradMode on inside it), the backward is mlp_backward_differentiable instead, the reference
+// math in Python, whose own graph autograd then differentiates (docs/design.md, "Second-order
+// gradients"). mlp_backward itself has no derivative and says so rather than return gradients
+// that silently stop.
 #include <array>
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -31,6 +37,17 @@ const c10::TypedOperatorHandle<ForwardSig>& forward_op() {
 const c10::TypedOperatorHandle<BackwardSig>& backward_op() {
   static const auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("ganfast::mlp_backward", "").typed<BackwardSig>();
+  return op;
+}
+
+using DiffBackwardSig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                           at::IntArrayRef, at::IntArrayRef, at::ArrayRef<double>,
+                                                           double, int64_t, int64_t, std::array<bool, 2>);
+
+const c10::TypedOperatorHandle<DiffBackwardSig>& diff_backward_op() {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("ganfast::mlp_backward_differentiable", "")
+                             .typed<DiffBackwardSig>();
   return op;
 }
 
@@ -77,6 +94,13 @@ class MlpFunction : public torch::autograd::Function<MlpFunction> {
     // Only what autograd asks for: e.g. no weight gradient for a D whose parameters are frozen
     // during G's step, no input gradient for a batch of real data.
     const std::array<bool, 2> mask = {ctx->needs_input_grad(0), ctx->needs_input_grad(1)};
+    if (at::GradMode::is_enabled()) {  // create_graph: a backward that is itself differentiable
+      auto [grad_x, grad_params] = diff_backward_op().call(grads[0], saved[0], saved[1], widths, acts, floats,
+                                                           dropout, ints[0], ints[1], mask);
+      if (mask[0]) result[0] = grad_x;
+      if (mask[1]) result[1] = grad_params;
+      return result;
+    }
     auto [grad_x, grad_params] = backward_op().call(grads[0].contiguous(), saved[0], saved[1], saved[2], widths,
                                                     acts, floats, dropout, ints[0], ints[1], mask);
     if (mask[0]) result[0] = grad_x;
@@ -97,6 +121,23 @@ std::tuple<at::Tensor, at::Tensor> mlp_forward_autograd(const at::Tensor& x, con
   return {r[0], r[1]};
 }
 
+// The fused backward has no derivative of its own (MlpFunction uses mlp_backward_differentiable
+// when one is needed): called where autograd would have to differentiate it, it refuses.
+std::tuple<at::Tensor, at::Tensor> mlp_backward_autograd(const at::Tensor& grad_out, const at::Tensor& x,
+                                                         const at::Tensor& params, const at::Tensor& saved,
+                                                         at::IntArrayRef widths, at::IntArrayRef acts,
+                                                         at::ArrayRef<double> act_params, double dropout,
+                                                         int64_t seed, int64_t offset,
+                                                         std::array<bool, 2> output_mask) {
+  TORCH_CHECK(!at::GradMode::is_enabled() ||
+                  !(grad_out.requires_grad() || x.requires_grad() || params.requires_grad() || saved.requires_grad()),
+              "ganfast: mlp_backward is not differentiable; differentiate mlp_forward instead (its backward "
+              "is differentiable under create_graph=True), or call mlp_backward under torch.no_grad()");
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return backward_op().call(grad_out, x, params, saved, widths, acts, act_params, dropout, seed, offset,
+                            output_mask);
+}
+
 // The population forward samples trained networks; it has no backward. Rather than return an
 // output that silently carries no gradient, it refuses inputs that would need one.
 at::Tensor mlp_forward_population_autograd(const at::Tensor& x, const at::Tensor& params, at::IntArrayRef widths,
@@ -113,6 +154,7 @@ at::Tensor mlp_forward_population_autograd(const at::Tensor& x, const at::Tensor
 
 TORCH_LIBRARY_IMPL(ganfast, Autograd, m) {
   m.impl("mlp_forward", &mlp_forward_autograd);
+  m.impl("mlp_backward", &mlp_backward_autograd);
   m.impl("mlp_forward_population", &mlp_forward_population_autograd);
 }
 

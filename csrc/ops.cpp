@@ -35,6 +35,14 @@ TORCH_LIBRARY(ganfast, m) {
       "mlp_backward(Tensor grad_out, Tensor x, Tensor params, Tensor saved, int[] widths, int[] acts, "
       "float[] act_params, float dropout, int seed, int offset, bool[2] output_mask=[True, True]) "
       "-> (Tensor grad_x, Tensor grad_params)");
+  // mlp_backward's math, differentiable: the backward of mlp_forward when autograd builds a graph
+  // of it (create_graph=True: a gradient penalty). Implemented in Python on the pure-PyTorch
+  // reference (ganfast/ops.py, CompositeImplicitAutograd), so higher derivatives are the
+  // reference's; raises for what the reference cannot express (per-layer hidden activations).
+  m.def(
+      "mlp_backward_differentiable(Tensor grad_out, Tensor x, Tensor params, int[] widths, int[] acts, "
+      "float[] act_params, float dropout, int seed, int offset, bool[2] output_mask) "
+      "-> (Tensor grad_x, Tensor grad_params)");
   // output_mask: which of (grad_x, grad_params) to compute; an output left out is an empty (0,)
   // tensor. Autograd passes needs_input_grad: D's weight gradient in G's step, or the gradient
   // of a batch of real images, is work nobody reads.

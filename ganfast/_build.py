@@ -108,10 +108,20 @@ def read_flags(path) -> list:
     return flags
 
 
+#: The test-only CPU build (csrc/cpu/kernels_avx2x16.cpp: the AVX-512 build's 16-lane code on
+#: AVX2), compiled in only with GANFAST_AVX2X16=1: the costliest translation unit, run by tests only.
+TEST_ONLY_ISA = "avx2x16"
+
+
+def with_test_isa() -> bool:
+    """GANFAST_AVX2X16=1: compile the test-only avx2x16 build in too (its own cache key)."""
+    return os.environ.get("GANFAST_AVX2X16", "0") == "1"
+
+
 def cpu_isas(root: Path) -> list:
     """The CPU builds compiled in (csrc/cpu/kernels_<isa>.cpp), the run-time dispatch chooses one."""
     names = [p.stem[len("kernels_"):] for p in sorted((root / "cpu").glob("kernels_*.cpp"))]
-    names = ["baseline" if n == "base" else n for n in names]
+    names = ["baseline" if n == "base" else n for n in names if n != TEST_ONLY_ISA or with_test_isa()]
     return sorted(names, key=lambda n: (n != "baseline", n))
 
 
@@ -187,23 +197,18 @@ def cuda_arch_list() -> str:
 @contextlib.contextmanager
 def cuda_build_env(cuda_home: str | None, arch_list: str | None):
     """CUDA_HOME and TORCH_CUDA_ARCH_LIST for one build (torch reads both), restored after."""
-    saved = {k: os.environ.get(k) for k in ("CUDA_HOME", "TORCH_CUDA_ARCH_LIST")}
     cpp_ext = sys.modules.get("torch.utils.cpp_extension")
     saved_attr = getattr(cpp_ext, "CUDA_HOME", None)
     try:
-        if cuda_home:
-            os.environ["CUDA_HOME"] = cuda_home
-            if cpp_ext is not None:  # computed when cpp_extension was first imported
-                cpp_ext.CUDA_HOME = cuda_home
-        if arch_list:
-            os.environ["TORCH_CUDA_ARCH_LIST"] = arch_list
-        yield
+        with _saved_env("CUDA_HOME", "TORCH_CUDA_ARCH_LIST"):
+            if cuda_home:
+                os.environ["CUDA_HOME"] = cuda_home
+                if cpp_ext is not None:  # computed when cpp_extension was first imported
+                    cpp_ext.CUDA_HOME = cuda_home
+            if arch_list:
+                os.environ["TORCH_CUDA_ARCH_LIST"] = arch_list
+            yield
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         if cpp_ext is not None:
             cpp_ext.CUDA_HOME = saved_attr
 
@@ -234,7 +239,7 @@ def describe(root: Path, rt: dict) -> dict:
         "sources": [p.relative_to(root).as_posix() for p in source_files(root, cuda)],
         "cxx_flags": read_flags(flags_dir / "cxx.txt"),
         "nvcc_flags": read_flags(flags_dir / "nvcc.txt") if cuda else [],
-        "defines": ["GANFAST_WITH_CUDA=1"] if cuda else [],
+        "defines": (["GANFAST_WITH_CUDA=1"] if cuda else []) + (["GANFAST_AVX2X16=1"] if with_test_isa() else []),
         "cpu_isas": cpu_isas(root),
         "source_hash": source_hash(root),
     }

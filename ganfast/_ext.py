@@ -15,7 +15,7 @@ warning says why not.
 """
 from __future__ import annotations
 
-import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -60,12 +60,14 @@ def _load():
 
     aot_problem = None
     try:
-        spec = importlib.util.find_spec("ganfast._C")
+        # Only this package's own folder: an editable install's import hook would otherwise hand
+        # a copy of the package the library built in another checkout.
+        spec = importlib.machinery.PathFinder.find_spec("ganfast._C", [str(Path(__file__).parent)])
         if spec is not None and spec.origin:
             stamp = _build.read_json(Path(spec.origin).with_name(_build.AOT_STAMP))
             mismatch = _build.check_stamp(stamp, rt, src_hash)
             if mismatch is None:
-                module = importlib.import_module("ganfast._C")
+                module = _import_library(spec.origin)
                 return module, {"source": "aot", "library": spec.origin, "stamp": stamp}
             aot_problem = f"the installed kernels {Path(spec.origin).name} are not for this setup: {mismatch}"
     except (ImportError, OSError) as exc:  # a missing symbol of another torch, a broken file

@@ -14,7 +14,7 @@ import torch
 
 from ganfast import _ext
 from ganfast.gan import D_INPUTS, G_LOSSES, NOISE_KINDS, OPTIMIZERS, GanSpec, OptimizerSpec, as_gan_spec
-from ganfast.state import GanState
+from ganfast.state import GanState, check_epochs
 
 #: Columns of the metrics a training call returns, one row per member.
 METRIC_NAMES = ("d_loss_real", "d_loss_fake", "g_loss", "fake_mean", "fake_std")
@@ -81,6 +81,7 @@ def train_fused(spec, state: GanState, epochs: int) -> torch.Tensor:
     that one device: the CUDA kernel reads and advances the counters on the device, so a whole
     call never synchronises with the host except for one check of the seeds."""
     _ext.require("the fused training engine")
+    epochs = check_epochs(epochs)
     desc = description(as_gan_spec(spec))
     s = state
     devices = {t.device for t in s.tensors().values()}
@@ -92,4 +93,4 @@ def train_fused(spec, state: GanState, epochs: int) -> torch.Tensor:
         raise RuntimeError("ganfast: the state is on a CUDA device but the extension was built without CUDA "
                            "kernels; rebuild with a CUDA build of torch and nvcc, or use state.to('cpu')")
     return torch.ops.ganfast.gan_train_(s.g_params, s.d_params, s.g_opt, s.d_opt, s.offsets, s.epochs, s.diverged,
-                                        s.seeds, s.lrs, desc, int(epochs))
+                                        s.seeds, s.lrs, desc, epochs)

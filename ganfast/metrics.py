@@ -55,9 +55,12 @@ class Mixture:
         c = c[:, None] if c.dim() == 1 else c
         s = torch.as_tensor(self.stds, dtype=torch.float64)
         w = torch.as_tensor(self.weights, dtype=torch.float64).reshape(-1)
-        ok = c.dim() == 2 and len(c) >= 1 and len(w) == len(c) and torch.broadcast_shapes(s.shape, c.shape) == c.shape
+        ok = c.dim() == 2 and len(c) >= 1 and len(w) == len(c)
         if ok:
-            s = torch.broadcast_to(s, c.shape).clone()
+            try:  # not torch.broadcast_shapes: its first call imports sympy (about 1 s)
+                s = torch.broadcast_to(s, c.shape).clone()
+            except RuntimeError:  # stds that do not broadcast to the centres' shape
+                ok = False
         if not (ok and bool(torch.isfinite(c).all()) and bool(torch.isfinite(s).all()) and bool((s > 0).all())
                 and bool((w > 0).all())):
             raise ValueError(f"a mixture needs K >= 1 finite centres (K, dim), finite stds > 0 ((dim,) or (K, dim)) "

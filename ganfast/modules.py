@@ -37,6 +37,8 @@ class MLP(nn.Module):
         self.spec = MLPSpec(tuple(widths), activation, output_activation, dropout,
                             activation_param, output_activation_param)
         functional.resolve_backend(backend)  # reject unknown names now, not at the first call
+        if dtype not in (torch.float32, torch.float64):  # the forward would refuse it at every call
+            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.backend = backend
         self.stream = stream if stream is not None else PhiloxStream(seed)
         self.params = nn.Parameter(reference.init_params(self.spec, dtype=dtype, device=device,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from ganfast import _ext
+from ganfast import _ext, reference
+from ganfast.spec import ACTIVATIONS, DEFAULT_ACT_PARAM, MLPSpec
 
 _ext.require("ganfast.ops")
 
@@ -53,7 +54,52 @@ def _(desc):
 
 
 # Autograd for mlp_forward is registered in C++ (csrc/autograd.cpp): a Python backward would
-# cost more than the fused kernels themselves for the toy networks.
+# cost more than the fused kernels themselves for the toy networks. Only a backward that must
+# itself be differentiable (create_graph=True, e.g. a gradient penalty) comes here.
+
+_IMPL = torch.library.Library("ganfast", "IMPL")  # kept alive: the registration lives as long as it
+_ACT_NAMES = {code: name for name, code in ACTIVATIONS.items()}
+
+
+def _spec_of(widths, acts, act_params, dropout) -> MLPSpec:
+    """The MLPSpec of an op's arguments; a ValueError for what an MLPSpec cannot express."""
+    names = [_ACT_NAMES.get(int(a)) for a in acts]
+    if None in names:
+        raise ValueError(f"ganfast: unknown activation code in {list(acts)}")
+    hidden = set(zip(names[:-1], act_params[:-1]))
+    if len(hidden) > 1:
+        raise ValueError(f"ganfast: the differentiable backward of mlp_forward (create_graph=True) needs one "
+                         f"activation for every hidden layer, as an MLPSpec has; got {list(acts)} / "
+                         f"{list(act_params)}")
+    act, act_param = hidden.pop() if hidden else ("identity", 0.0)
+    param = lambda name, value: float(value) if name in DEFAULT_ACT_PARAM else None  # noqa: E731
+    return MLPSpec(tuple(widths), act, names[-1], float(dropout), param(act, act_param),
+                   param(names[-1], act_params[-1]))
+
+
+def _mlp_backward_differentiable(grad_out, x, params, widths, acts, act_params, dropout, seed, offset,
+                                 output_mask):
+    """The vector-Jacobian product of mlp_forward by the pure-PyTorch reference (the same Philox
+    dropout masks), recorded by autograd so that it can be differentiated again."""
+    try:
+        spec = _spec_of(widths, acts, act_params, dropout)
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
+    wanted = [t for t, want in zip((x, params), output_mask) if want]
+    if not all(t.requires_grad for t in wanted):
+        raise RuntimeError("ganfast: mlp_backward_differentiable: an input whose gradient is wanted does not "
+                           "require grad")
+    with torch.enable_grad():
+        out = reference.mlp_forward(x, params, spec, train=dropout > 0, seed=seed, offset=offset)
+        grads = iter(torch.autograd.grad(out, wanted, grad_out, create_graph=True, allow_unused=True))
+    result = []
+    for t, want in zip((x, params), output_mask):
+        g = next(grads) if want else None
+        result.append(t.new_empty((0,)) if g is None and not want else (torch.zeros_like(t) if g is None else g))
+    return tuple(result)
+
+
+_IMPL.impl("mlp_backward_differentiable", _mlp_backward_differentiable, "CompositeImplicitAutograd")
 
 
 def mlp_forward(x, params, spec, train=False, seed=0, offset=0):

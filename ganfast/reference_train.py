@@ -14,7 +14,7 @@ import torch
 from ganfast.gan import as_gan_spec
 from ganfast.modules import Discriminator, Generator
 from ganfast.random import PhiloxStream
-from ganfast.state import GanState
+from ganfast.state import GanState, check_epochs
 from ganfast.steps import GanSteps, make_optimizer, set_epoch_lr
 
 
@@ -170,6 +170,7 @@ def train_reference(spec, state: GanState, epochs: int) -> torch.Tensor:
     metrics of the last epoch (the columns of ganfast.engine.METRIC_NAMES; NaN for a diverged
     member). `spec`: a GanSpec, or a config with `.gan_spec`."""
     spec = as_gan_spec(spec)
+    epochs = check_epochs(epochs)
     rows = []
     for k in range(state.population):
         member = MemberTrainer(spec, state, k)

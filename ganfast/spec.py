@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -68,16 +69,21 @@ class MLPSpec:
         widths = tuple(widths)
         if len(widths) < 2:
             raise ValueError(f"widths needs at least an input and an output width, got {list(widths)}")
-        for w in widths:
-            if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-                raise ValueError(f"every width must be an integer >= 1, got {list(widths)}")
-        object.__setattr__(self, "widths", widths)
+        for w in widths:  # any integer type (NumPy's too); not bool, not 2.0
+            if isinstance(w, bool) or not isinstance(w, numbers.Integral) or w < 1:
+                raise ValueError(f"every width must be an integer >= 1, got {type(w).__name__} {w!r} in "
+                                 f"{[v.item() if hasattr(v, 'item') else v for v in widths]}")
+        object.__setattr__(self, "widths", tuple(int(w) for w in widths))
         act = canonical_activation(self.activation)
         out = canonical_activation(self.output_activation)
         object.__setattr__(self, "activation", act)
         object.__setattr__(self, "output_activation", out)
         params = []
-        for name, given in ((act, self.activation_param), (out, self.output_activation_param)):
+        for name, given, field_name in ((act, self.activation_param, "activation_param"),
+                                        (out, self.output_activation_param, "output_activation_param")):
+            if given is not None and name not in DEFAULT_ACT_PARAM:  # the config loader's rule too
+                raise ValueError(f"{field_name}: activation {name!r} takes no parameter (only "
+                                 f"{' and '.join(sorted(DEFAULT_ACT_PARAM))} do), got {given!r}; leave it None")
             value = DEFAULT_ACT_PARAM.get(name, 0.0) if given is None else float(given)
             if name in DEFAULT_ACT_PARAM and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} needs a parameter > 0 (slope / alpha), got {value}")

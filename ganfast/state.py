@@ -9,6 +9,7 @@ alone, not on the population around it.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 
 import torch
@@ -73,6 +74,13 @@ class GanState:
         for name, tensor in self.tensors().items():
             tensor.copy_(getattr(other, name))
         return self
+
+
+def check_epochs(epochs) -> int:
+    """`epochs` as an int: any integer type (NumPy's too) >= 0; bool, 2.5 and -1 raise one line."""
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+        raise ValueError(f"epochs must be an integer >= 0, got {type(epochs).__name__} {epochs!r}")
+    return int(epochs)
 
 
 def philox_init(spec: MLPSpec, stream: PhiloxStream, dtype=torch.float32) -> torch.Tensor:

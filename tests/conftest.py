@@ -65,6 +65,32 @@ def max_rel_error(actual: torch.Tensor, expected: torch.Tensor, tiny: float = 1e
     return float((a - b).abs().max()) / max(float(b.abs().max()), tiny)
 
 
+#: The floor of blockwise_rel_err's scale: a block of exact zeros (an SGD state without momentum)
+#: must match to ~1e-30 absolute, i.e. exactly.
+REL_FLOOR = 1e-30
+
+
+def blockwise_rel_err(actual: torch.Tensor, expected: torch.Tensor, blocks: int = 1,
+                      floor: float = REL_FLOOR) -> float:
+    """The worst over rows (population members) and `blocks` equal column blocks of
+    max|actual - expected| / max(max|expected| of that block, floor), in float64, NaN-aware
+    (NaN must sit at the same places; it counts as equal). Each block is judged against its own
+    scale: Adam's second moments (~1e-6) against theirs, not against the first moments beside
+    them in the same buffer, and not against 1 (the old max(1, |expected|) let anything below
+    ~1e-10 through unchecked)."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    a, b = actual.detach().double().cpu(), expected.detach().double().cpu()
+    nan_a, nan_b = torch.isnan(a), torch.isnan(b)
+    assert torch.equal(nan_a, nan_b), f"NaN pattern differs: {a} vs {b}"
+    if b.numel() == 0:
+        return 0.0
+    a, b = a.nan_to_num(0.0), b.nan_to_num(0.0)
+    rows = b.reshape(b.shape[0], blocks, -1) if b.dim() else b.reshape(1, 1, 1)
+    diff = (a.reshape(rows.shape) - rows).abs().amax(dim=2)
+    scale = rows.abs().amax(dim=2).clamp(min=floor)
+    return float((diff / scale).max())
+
+
 def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rel: float, tiny: float = 1e-30,
                      what: str = "") -> None:
     """Assert max|actual - expected| <= rel * max(max|expected|, tiny) (same shape required).
@@ -95,6 +121,17 @@ def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rel: float, t
 
 
 # --- run folders of the CLI tests ----------------------------------------------------------
+
+def write_toy_config(path, preset: str = "devnag", **overrides) -> Path:
+    """A preset with `overrides` (dotted keys: TrainConfig.replace), written as YAML to `path`."""
+    import yaml
+
+    from ganfast.app.config import load_preset
+
+    cfg = load_preset(preset).replace(overrides)
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    return Path(path)
+
 
 def run_dir_of(out) -> Path:
     """The one run folder a CLI call created under `out`."""

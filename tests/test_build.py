@@ -8,6 +8,8 @@ processes start together on an empty GANFAST_CACHE; later tests copy that cache 
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import re
@@ -15,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -45,14 +48,35 @@ print("RESULT " + json.dumps(out))
 """
 
 
+def _package_copy(site: Path) -> Path:
+    """A copy of the package at site/ganfast without a built library (no _C*.so, no stamp)."""
+    pkg = site / "ganfast"
+    shutil.copytree(REPO / "ganfast", pkg,
+                    ignore=shutil.ignore_patterns("__pycache__", "_C*.so", "_C.build.json", "_csrc"))
+    return pkg
+
+
+@functools.cache
+def clean_site() -> Path:
+    """Where the children import ganfast from: the package and its sources, never an
+    ahead-of-time library (a developer's `pip install --no-build-isolation -e .` leaves one in
+    the checkout, and the children would load it instead of exercising the cache)."""
+    site = Path(tempfile.mkdtemp(prefix="ganfast-site-"))
+    atexit.register(shutil.rmtree, site, True)
+    (_package_copy(site) / "_csrc").symlink_to(CSRC)
+    return site
+
+
 def child_env(cache, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GANFAST_")}
     env["GANFAST_CACHE"] = str(cache)
+    env["PYTHONPATH"] = str(clean_site())
     env.update(extra)
     return env
 
 
-def spawn(env, cwd=REPO, code=CHILD, args=()):
+def spawn(env, cwd=None, code=CHILD, args=()):
+    cwd = clean_site() if cwd is None else cwd
     return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -75,8 +99,15 @@ def key_dirs(cache):
 
 
 def key_dir_of(cache):
-    """The cache folder of this Python, torch and these sources (it must exist)."""
-    d = Path(cache) / _build.cache_key(_build.describe(CSRC, RT), RT)
+    """The cache folder of this Python, torch and these sources (it must exist), as the children
+    build it (child_env: no GANFAST_ variables, so no GANFAST_AVX2X16 either)."""
+    test_isa = os.environ.pop("GANFAST_AVX2X16", None)
+    try:
+        desc = _build.describe(CSRC, RT)
+    finally:
+        if test_isa is not None:
+            os.environ["GANFAST_AVX2X16"] = test_isa
+    d = Path(cache) / _build.cache_key(desc, RT)
     assert d.is_dir(), (d, key_dirs(cache))
     return d
 
@@ -112,7 +143,8 @@ def test_cmake_reads_the_same_flag_lists(tmp_path):
 
 # --- sources, key, stamp --------------------------------------------------------------------------
 
-def test_sources_are_globbed_and_hashed(tmp_path):
+def test_sources_are_globbed_and_hashed(tmp_path, monkeypatch):
+    monkeypatch.delenv("GANFAST_AVX2X16", raising=False)
     root = tmp_path / "csrc"
     shutil.copytree(CSRC, root, ignore=shutil.ignore_patterns("__pycache__"))
     names = [p.relative_to(root).as_posix() for p in _build.source_files(root, cuda=True)]
@@ -130,6 +162,11 @@ def test_sources_are_globbed_and_hashed(tmp_path):
     assert "cpu/kernels_avx512.cpp" in [p.relative_to(root).as_posix() for p in _build.source_files(root, False)]
     assert _build.cpu_isas(root) == ["baseline", "avx2", "avx512"]
     assert _build.source_hash(root) != h1
+    # the test-only 16-lane AVX2 build: compiled in on request, with its define (and own key)
+    assert "GANFAST_AVX2X16=1" not in _build.describe(root, RT)["defines"]
+    monkeypatch.setenv("GANFAST_AVX2X16", "1")
+    assert _build.cpu_isas(root) == ["baseline", "avx2", "avx2x16", "avx512"]
+    assert "GANFAST_AVX2X16=1" in _build.describe(root, RT)["defines"]
 
 
 def test_cache_key_changes_with_torch_python_sources_and_flags():
@@ -352,9 +389,7 @@ def _aot_install(fresh_cache, tmp_path, with_sources: bool, **forged):
     """A copy of the package with the built library as an ahead-of-time ganfast/_C*.so."""
     key_dir = key_dir_of(fresh_cache[1])
     site = tmp_path / "site"
-    pkg = site / "ganfast"
-    shutil.copytree(REPO / "ganfast", pkg,
-                    ignore=shutil.ignore_patterns("__pycache__", "_C*.so", "_C.build.json", "_csrc"))
+    pkg = _package_copy(site)
     shutil.copy2(key_dir / "_C.so", pkg / ("_C" + sysconfig.get_config_var("EXT_SUFFIX")))
     stamp = json.loads((key_dir / _build.CACHE_STAMP).read_text())
     _build.write_json(pkg / _build.AOT_STAMP, {**stamp, "built_by": "aot", **forged})
@@ -391,7 +426,7 @@ def test_aot_library_for_another_torch_is_replaced_by_a_build_for_this_one(fresh
 
 def test_info_command(fresh_cache):
     env = child_env(fresh_cache[1])
-    out = subprocess.run([sys.executable, "-m", "ganfast", "info", "--json"], cwd=REPO, env=env,
+    out = subprocess.run([sys.executable, "-m", "ganfast", "info", "--json"], cwd=clean_site(), env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
@@ -401,11 +436,11 @@ def test_info_command(fresh_cache):
     assert info["cxx_flags"] == _build.read_flags(CSRC / "flags" / "cxx.txt")
     assert info["cuda_built"] is False or info["torch_cuda"] is not None
     assert info["cache"] == str(fresh_cache[1]) and info["library"].startswith(str(fresh_cache[1]))
-    text = subprocess.run([sys.executable, "-m", "ganfast", "info"], cwd=REPO, env=env, capture_output=True,
+    text = subprocess.run([sys.executable, "-m", "ganfast", "info"], cwd=clean_site(), env=env, capture_output=True,
                           text=True, timeout=300).stdout
     assert re.search(rf"^kernels_from\s+cache$", text, re.M) and re.search(rf"^cpu_isa\s+{info['cpu_isa']}$", text, re.M)
     env["GANFAST_DISABLE_EXTENSION"] = "1"
-    off = subprocess.run([sys.executable, "-m", "ganfast", "info", "--json"], cwd=REPO, env=env,
+    off = subprocess.run([sys.executable, "-m", "ganfast", "info", "--json"], cwd=clean_site(), env=env,
                          capture_output=True, text=True, timeout=300)
     info = json.loads(off.stdout)
     assert info["extension"] is False and info["unavailable_reason"] == "disabled by GANFAST_DISABLE_EXTENSION"
@@ -413,12 +448,12 @@ def test_info_command(fresh_cache):
 
 
 def test_build_command(fresh_cache, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "ganfast", "build"], cwd=REPO, env=child_env(fresh_cache[1]),
+    out = subprocess.run([sys.executable, "-m", "ganfast", "build"], cwd=clean_site(), env=child_env(fresh_cache[1]),
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "ganfast: kernels already built: " in out.stdout, out.stdout + out.stderr
     assert "compiling" not in out.stderr
     cxx, marker = _fake_compiler(tmp_path)  # a compile that fails: exit status 1 and the compiler's words
-    out = subprocess.run([sys.executable, "-m", "ganfast", "build"], cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "ganfast", "build"], cwd=clean_site(),
                          env=child_env(tmp_path / "empty", CXX=str(cxx)), capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "this compiler always fails" in out.stderr and marker.exists()
 

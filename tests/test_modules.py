@@ -79,6 +79,11 @@ def test_bad_network_raises_at_construction():
         ganfast.Generator([1, 4, 1], "leaky_relu", activation_param=0.0)
     with pytest.raises(ValueError, match=r"every width must be an integer >= 1"):
         ganfast.Generator([1, 0, 1])
+    # float16 would build and then fail at every forward call (issue 13): refused here
+    with pytest.raises(TypeError, match=r"dtype must be torch.float32 or torch.float64, got torch.float16"):
+        ganfast.Generator([1, 4, 1], dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"activation_param: activation 'tanh' takes no parameter"):
+        ganfast.Discriminator([2, 4, 1], "tanh", activation_param=0.3)
 
 
 # --- initialisation --------------------------------------------------------------------------

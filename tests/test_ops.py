@@ -31,7 +31,10 @@ description, so each case differs and each run is the same).
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -661,11 +664,42 @@ def test_functional_mlp_rejects(change, exc, match, backend, train):
     (dict(dropout=-0.1), r"dropout must be a probability in \[0, 1\)"),
     (dict(widths=(3, 0, 2)), r"every width must be an integer >= 1"),
     (dict(widths=(3,)), r"widths needs at least an input and an output width"),
+    (dict(widths=(3, True, 2)), r"every width must be an integer >= 1, got bool True"),
+    (dict(widths=(3, 4.0, 2)), r"every width must be an integer >= 1, got float 4.0"),
+    (dict(activation="tanh", activation_param=0.2), r"activation_param: activation 'tanh' takes no parameter"),
+    (dict(output_activation="sigmoid", output_activation_param=1.0),
+     r"output_activation_param: activation 'sigmoid' takes no parameter"),
 ])
 def test_spec_rejects_bad_networks(kwargs, match):
     kwargs = {"widths": (3, 4, 2), **kwargs}
     with pytest.raises(ValueError, match=match):
         MLPSpec(kwargs.pop("widths"), **kwargs)
+
+
+def test_spec_takes_any_integer_width():
+    """NumPy's integers are integers (issue 13: they were rejected with a confusing message)."""
+    import numpy as np
+
+    spec = MLPSpec((np.int64(3), np.int32(4), 2), "tanh")
+    assert spec.widths == (3, 4, 2) and all(type(w) is int for w in spec.widths)
+    assert spec == MLPSpec((3, 4, 2), "tanh")
+
+
+@requires_ext
+def test_the_forced_cpu_isa_is_the_one_running():
+    """CI runs the op and engine tests once more with GANFAST_CPU_ISA=baseline (.ci/run): that
+    run must really be on the baseline kernels, not quietly on the AVX2 ones."""
+    from ganfast import _ext
+
+    forced = os.environ.get("GANFAST_CPU_ISA")
+    if forced:
+        assert _ext._C.CPU_ISA == forced
+    # and in a fresh interpreter, whatever this one runs
+    code = "import ganfast; from ganfast import _ext; print('ISA', _ext._C.CPU_ISA)"
+    env = {**os.environ, "GANFAST_CPU_ISA": "baseline"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "baseline", out.stdout
 
 
 @requires_ext

@@ -7,6 +7,8 @@
 // happened, -1 while the member is finite.
 #pragma once
 
+#include <limits>
+
 #include "gan_desc.h"
 #include "common.h"
 
@@ -40,6 +42,32 @@ template <typename T>
 inline bool member_diverged(const GanDesc& g, const MemberState<T>& s, const double* metrics) {
   if (any_nonfinite(s.g_params, g.g.num_params) || any_nonfinite(s.d_params, g.d.num_params)) return true;
   return metrics != nullptr && reported_loss_nonfinite(g.d_steps, g.g_steps, metrics);
+}
+
+// The three calls of an epoch loop (train_epochs in gan_step.h, shared by every CPU trainer):
+//   for each epoch: if (frozen_epoch_passes(s)) continue;  ...steps...;  ++*s.epoch;
+//                   mark_if_diverged(desc, s, last_epoch ? metrics : nullptr);
+//   after the loop: nan_metrics_if_diverged(s, metrics);
+
+// The start of an epoch: true (and the epoch passes, nothing trains) when s is frozen.
+template <typename T>
+inline bool frozen_epoch_passes(MemberState<T>& s) {
+  if (*s.diverged < 0) return false;
+  ++*s.epoch;
+  return true;
+}
+
+// The end of an epoch (its count already advanced): mark s diverged at this epoch count.
+template <typename T>
+inline void mark_if_diverged(const GanDesc& g, MemberState<T>& s, const double* metrics) {
+  if (member_diverged(g, s, metrics)) *s.diverged = *s.epoch;
+}
+
+// The end of a call: a diverged member reports NaN metrics.
+template <typename T>
+inline void nan_metrics_if_diverged(const MemberState<T>& s, double* metrics) {
+  if (*s.diverged < 0) return;
+  for (int j = 0; j < kNumMetrics; ++j) metrics[j] = std::numeric_limits<double>::quiet_NaN();
 }
 
 GF_END_NAMESPACE

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "divergence.h"
@@ -287,6 +286,29 @@ struct Sampler {
 
 // --- one member, many epochs -------------------------------------------------------------
 
+// The epoch loop of every CPU trainer (MemberTrainer below; FastTrainer in fast_step.h, which
+// must give the same bits): the epoch's learning rates, d_steps D steps then g_steps G steps,
+// the divergence checks of divergence.h. The metrics are those of the call's last D and G
+// steps: only those compute them. Trainer has d_step/g_step(s, lr, step, metrics or nullptr).
+template <typename T, typename Trainer>
+void train_epochs(const GanDesc& g, Trainer& t, MemberState<T>& s, int64_t epochs, double* metrics) {
+  for (int64_t e = 0; e < epochs; ++e) {
+    if (frozen_epoch_passes(s)) continue;
+    const int64_t epoch = *s.epoch;
+    const double lr_d = scheduled_lr(g.opt_d, s.lr_d, epoch);
+    const double lr_g = scheduled_lr(g.opt_g, s.lr_g, epoch);
+    const bool last_epoch = e + 1 == epochs;
+    for (int64_t k = 0; k < g.d_steps; ++k)
+      t.d_step(s, lr_d, epoch * g.d_steps + k, last_epoch && k + 1 == g.d_steps ? metrics : nullptr);
+    for (int64_t k = 0; k < g.g_steps; ++k)
+      t.g_step(s, lr_g, epoch * g.g_steps + k, last_epoch && k + 1 == g.g_steps ? metrics : nullptr);
+    ++*s.epoch;
+    mark_if_diverged(g, s, last_epoch ? metrics : nullptr);
+  }
+  nan_metrics_if_diverged(s, metrics);
+}
+
+
 template <typename T>
 class MemberTrainer {
  public:
@@ -302,28 +324,12 @@ class MemberTrainer {
         g_masks_(desc.g.dropout_words(desc.batch)),
         d_masks_(desc.d.dropout_words(desc.d_batch())) {}
 
-  void train(MemberState<T>& s, int64_t epochs, double* metrics) {
-    for (int64_t e = 0; e < epochs; ++e) {
-      if (*s.diverged >= 0) {  // frozen (divergence.h): the epoch passes, nothing trains
-        ++*s.epoch;
-        continue;
-      }
-      const int64_t epoch = *s.epoch;
-      const double lr_d = scheduled_lr(g_.opt_d, s.lr_d, epoch);
-      const double lr_g = scheduled_lr(g_.opt_g, s.lr_g, epoch);
-      // The metrics are those of the call's last D and G steps: only those compute them.
-      const bool last_epoch = e + 1 == epochs;
-      for (int64_t k = 0; k < g_.d_steps; ++k)
-        d_step(s, lr_d, epoch * g_.d_steps + k, last_epoch && k + 1 == g_.d_steps ? metrics : nullptr);
-      for (int64_t k = 0; k < g_.g_steps; ++k)
-        g_step(s, lr_g, epoch * g_.g_steps + k, last_epoch && k + 1 == g_.g_steps ? metrics : nullptr);
-      ++*s.epoch;
-      if (member_diverged(g_, s, last_epoch ? metrics : nullptr)) *s.diverged = *s.epoch;
-    }
-    if (*s.diverged >= 0) std::fill(metrics, metrics + kNumMetrics, std::numeric_limits<double>::quiet_NaN());
-  }
+  void train(MemberState<T>& s, int64_t epochs, double* metrics) { train_epochs(g_, *this, s, epochs, metrics); }
 
  private:
+  template <typename U, typename Trainer>
+  friend void train_epochs(const GanDesc&, Trainer&, MemberState<U>&, int64_t, double*);
+
   // D input features of a (dim x N) sample block; returns D's batch size.
   int64_t features(const T* x, T* f) {
     if (g_.d_input == kDInputMoments) {

@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
 #pragma GCC target("avx2,fma")
 #define GF_ISA isa_avx2
 #define GF_HAVE_FMA 1  // fastmath.h's float polynomials (the target pragma does not define __FMA__)

@@ -3,6 +3,7 @@
 // table functions) first. Include it from nowhere else.
 #pragma once
 
+#include "../core/fast_step.h"
 #include "../core/gan_step.h"
 #include "kernels.h"
 
@@ -32,6 +33,11 @@ void fill_normal(T* out, int64_t n, int64_t pair_begin, int64_t pair_end, uint64
 template <typename T>
 void train_members(const core::GanDesc& desc, core::MemberState<T>* members, int64_t count, int64_t epochs,
                    double* metrics) {
+  const EnginePath path = engine_path();
+#if defined(GF_HAVE_VEC)
+  if (path != EnginePath::kGeneric && core::train_fast(desc, members, count, epochs, metrics)) return;
+#endif
+  if (path == EnginePath::kFast) throw_no_fast_kernels(desc);
   core::MemberTrainer<T> trainer(desc);
   for (int64_t k = 0; k < count; ++k) trainer.train(members[k], epochs, metrics + k * core::kNumMetrics);
 }

@@ -17,9 +17,11 @@
 
 #include "../core/activation.h"
 #include "../core/common.h"
+#include "../core/fast_step.h"
 #include "../core/fastmath.h"
 #include "../core/mlp.h"
 #include "../core/philox.h"
+#include "../core/vmath.h"
 
 using namespace ganfast::core;
 
@@ -665,6 +667,282 @@ static void test_mlp_backward_accumulates() {
   }
 }
 
+
+// --- vectors (vec.h, vmath.h): lane by lane the scalar functions, at every width ------------
+//
+// This file is compiled for the baseline (SSE2, 16-byte registers); the 32- and 64-byte vector
+// types below take vec.h's split-into-native-halves paths, the ones the AVX2 and test-only
+// 16-lane builds take for wider vectors. (The AVX2 and 16-lane builds themselves run in the
+// Python tests, tests/test_fastpath.py.)
+
+namespace {
+
+// Test inputs: specials, denormals, and a spread of magnitudes.
+std::vector<float> activation_inputs(size_t n_random) {
+  std::vector<float> v = {0.0f, -0.0f, 1e-40f, -1e-40f, 1e-30f, 3e-4f, 4e-4f, -4e-4f, 5e-4f, 0.5f, -0.5f, 1.0f,
+                          -1.0f, 7.9f, 7.90531111f, -7.90531111f, 8.0f, 20.0f, -20.0f, 87.0f, 88.5f, -87.4f,
+                          -100.0f, 1e30f, -1e30f, FLT_MAX, -FLT_MAX, INFINITY, -INFINITY, NAN, -NAN};
+  TestRng rng(7);
+  for (size_t i = 0; i < n_random; ++i) {
+    uint32_t u = rng.u32();
+    if (i % 2) u = (u & 0x807fffffu) | ((100u + (u >> 24) % 60u) << 23);  // |x| in [2^-27, 2^33)
+    float f;
+    std::memcpy(&f, &u, 4);
+    v.push_back(f);
+  }
+  return v;
+}
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, 4) == 0; }
+
+template <int Bytes>
+void check_vmath_width() {
+  using V = vec_of<float, Bytes>;
+  constexpr int L = Bytes / 4;
+  const std::vector<float> in = activation_inputs(20000);
+  int bad[8] = {};
+  for (size_t i0 = 0; i0 + L <= in.size(); i0 += L) {
+    const V x = vload_as<V>(in.data() + i0);
+    const V y = vload_as<V>(in.data() + (in.size() - L - i0));  // some other values as "outputs"
+    const V t = vtanh_f(x), e = vexp_f(x), sg = vsigmoid_f(x);
+    for (int a = 0; a < kNumActivations; ++a) {
+      const V f = vactivate(a, x, 0.3f), g = vscale_by_act_grad(a, 0.3f, y, x);
+      for (int j = 0; j < L; ++j) {
+        if (!same_bits(f[j], activate<float>(a, x[j], 0.3f))) ++bad[a];
+        const float gj = scale_by_act_grad<float>(a, 0.3f, y[j], x[j]);
+        if (!same_bits(g[j], gj)) ++bad[6];
+      }
+    }
+    for (int j = 0; j < L; ++j) {
+      if (!same_bits(t[j], tanh_f(x[j])) || !same_bits(e[j], exp_f(x[j])) || !same_bits(sg[j], sigmoid(x[j])))
+        ++bad[7];
+    }
+  }
+  for (int a = 0; a < 8; ++a) CHECK_MSG(bad[a] == 0, "%d-byte vectors: %d lanes differ from the scalar code (case %d)",
+                                        Bytes, bad[a], a);
+}
+
+}  // namespace
+
+static void test_vmath_bitwise() {
+  check_vmath_width<16>();
+  check_vmath_width<32>();
+  check_vmath_width<64>();
+  // The scalar derivative of the fast path's batch-1 code is scale_by_activation_grad's.
+  const float y[4] = {-0.5f, 0.0f, 0.25f, 2.0f}, g0[4] = {-1.0f, 3.0f, -0.0f, 0.5f};
+  for (int a = 0; a < kNumActivations; ++a) {
+    float g[4];
+    std::memcpy(g, g0, sizeof g);
+    scale_by_activation_grad<float>(a, 0.3f, y, g, 4);
+    for (int j = 0; j < 4; ++j) CHECK_MSG(same_bits(g[j], scale_by_act_grad<float>(a, 0.3f, y[j], g0[j])), "act %d", a);
+  }
+}
+
+static void test_vec_helpers() {
+  using V = vec_of<double, 64>;  // 8 lanes, 4 native halves' worth of splitting
+  double a[8];
+  for (int i = 0; i < 8; ++i) a[i] = 1.0 + i;
+  for (int valid = 0; valid <= 8; ++valid) {
+    const V k = vkeep_first(vload_as<V>(a), valid);
+    for (int i = 0; i < 8; ++i) CHECK(k[i] == (i < valid ? a[i] : 0.0));
+  }
+  CHECK(vsum(vload_as<V>(a)) == 36.0);
+  const double big[8] = {1e16, 1.0, -1e16, 1.0, 0.0, 0.0, 0.0, 0.0};
+  // pairwise: (1e16 + 0) + (-1e16 + 0) ... lanes i and i + 4 first, then halves again
+  CHECK(vsum(vload_as<V>(big)) == ((1e16 + 0.0) + (-1e16 + 0.0)) + ((1.0 + 0.0) + (1.0 + 0.0)));
+  const float m[4] = {-0.0f, 2.0f, NAN, -3.0f}, n[4] = {0.0f, NAN, 1.0f, -4.0f};
+  using F = vec_of<float, 16>;
+  const F lo = vmin(vload_as<F>(m), vload_as<F>(n)), hi = vmax(vload_as<F>(m), vload_as<F>(n));
+  for (int i = 0; i < 4; ++i) {  // a < b ? a : b and a > b ? a : b, NaNs and zeros included
+    CHECK(same_bits(lo[i], m[i] < n[i] ? m[i] : n[i]));
+    CHECK(same_bits(hi[i], m[i] > n[i] ? m[i] : n[i]));
+  }
+}
+
+static void test_philox_vector_paths() {
+  // philox_fill_blocks (the vector loop and its partial last group) and the unit-major draw of
+  // the fast path's dropout masks, word for word against philox_word.
+  TestRng rng(5);
+  for (int rep = 0; rep < 40; ++rep) {
+    const uint64_t seed = rep < 3 ? rep : rng.u64();
+    const uint64_t offset = rep % 4 == 0 ? (uint64_t{0xffffffff} << 2) - 8 * rep : rng.u64() >> (rep % 3 == 0 ? 4 : 24);
+    for (int64_t blocks : {0, 1, 3, 4, 5, 8, 15, 16, 17, 33}) {
+      std::vector<uint32_t> out(4 * blocks + 1, 0xdeadbeefu);
+      philox_fill_blocks(seed, offset >> 2, blocks, out.data());
+      for (int64_t i = 0; i < 4 * blocks; ++i) CHECK(out[i] == philox_word(seed, ((offset >> 2) << 2) + i));
+      CHECK(out[4 * blocks] == 0xdeadbeefu);
+    }
+    for (int w : {4, 8, 16, 32}) {
+      const int64_t n_rows = 2 * kPhiloxLanes, stride = n_rows + 3;
+      std::vector<uint32_t> rows(w * stride, 0u);
+      philox_fill_unit_major(seed, offset, w, n_rows, stride, rows.data());
+      for (int64_t n = 0; n < n_rows; ++n)
+        for (int j = 0; j < w; ++j)
+          CHECK_MSG(rows[j * stride + n] == philox_word(seed, offset + n * w + j), "w=%d offset%%4=%d n=%lld j=%d", w,
+                    static_cast<int>(offset & 3), static_cast<long long>(n), j);
+    }
+  }
+}
+
+// --- the fast path (fast_mlp.h, fast_step.h) against the generic one ------------------------
+
+namespace {
+
+double max_rel(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0, s = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    m = std::fmax(m, std::fabs(a[i] - b[i]));
+    s = std::fmax(s, std::fabs(b[i]));
+  }
+  return m / std::fmax(s, 1e-300);
+}
+
+}  // namespace
+
+static void test_fast_net_matches_mlp() {
+  // vanilla's G with dropout, batch 37 (padded to whole chunks): every saved value and the
+  // input gradient bitwise; the parameter gradient to rounding (another order of the sums).
+  using S = Shape<1, 16, 32, 16, 1>;
+  using Net = FastNet<double, S, kRelu, kIdentity>;
+  const MlpDesc d = make_desc({1, 16, 32, 16, 1}, kRelu, 0.0, kIdentity, 0.0, 0.5);
+  const int64_t N = 37, Np = (N + Net::kChunk - 1) / Net::kChunk * Net::kChunk;
+  const uint64_t seed = 12, offset = 1001;
+  TestRng rng(3);
+  std::vector<double> P(d.num_params), x(N), g(N);
+  for (auto& v : P) v = 0.4 * rng.normal();
+  for (auto& v : x) v = rng.normal();
+  for (auto& v : g) v = rng.normal();
+  std::vector<double> saved(d.sum_out_widths * N), scratch(d.scratch_values(N)), gP(d.num_params, 0.0), gx(N);
+  std::vector<uint32_t> words(d.scratch_words(N)), masks(d.dropout_words(N));
+  mlp_forward<double>(d, P.data(), x.data(), N, true, seed, offset, saved.data(), scratch.data(), words.data(),
+                      masks.data());
+  mlp_backward<double>(d, P.data(), x.data(), N, true, seed, offset, saved.data(), g.data(), gP.data(), gx.data(),
+                       scratch.data(), words.data(), masks.data());
+  // The fast path's layout: rows of Np, zero padding; unit-major masks drawn straight.
+  std::vector<double> xp(Np, 0.0), gp(Np, 0.0), sp(S::kSavedRows * Np), acc(Net::kAccValues, 0.0), fP(d.num_params, 0.0),
+      fx(Np);
+  std::vector<uint32_t> mp(S::kSavedRows * Np, 0u);
+  std::copy(x.begin(), x.end(), xp.begin());
+  std::copy(g.begin(), g.end(), gp.begin());
+  for (int l = 0; l + 1 < S::kLayers; ++l)
+    philox_fill_unit_major(seed, offset + N * d.saved_row(l), d.widths[l + 1], Np, Np, mp.data() + d.saved_row(l) * Np);
+  FastDropout<double> dr;
+  dr.on = true, dr.thr = dropout_threshold(0.5), dr.scale = 2.0;
+  Net::forward(d, P.data(), xp.data(), Np, sp.data(), mp.data(), dr);
+  int differ = 0;
+  for (int r = 0; r < S::kSavedRows; ++r)
+    for (int64_t n = 0; n < N; ++n) differ += saved[r * N + n] != sp[r * Np + n];
+  CHECK_MSG(differ == 0, "%d saved values differ from mlp_forward's", differ);
+  std::vector<double> back(Net::kBackScratch);
+  Net::backward(d, P.data(), xp.data(), sp.data(), Np, mp.data(), dr,
+                typename Net::Back{gp.data(), acc.data(), fx.data(), back.data()});
+  Net::reduce(acc.data(), fP.data());
+  for (int64_t n = 0; n < N; ++n) CHECK_MSG(fx[n] == gx[n], "g_x[%lld]: %.17g vs %.17g", static_cast<long long>(n), fx[n], gx[n]);
+  const double err = max_rel(fP, gP);
+  std::printf("    G 1-16-32-16-1 dropout, batch 37: parameter gradient max rel diff %.2g\n", err);
+  CHECK(err <= 1e-13);
+  // Batch 1 (devnag's D on the moments): bitwise, gradients included.
+  using S1 = Shape<4, 10, 10, 1>;
+  using Net1 = FastNet1<double, S1, kSigmoid, kSigmoid>;
+  const MlpDesc d1 = make_desc({4, 10, 10, 1}, kSigmoid, 0.0, kSigmoid, 0.0, 0.0);
+  std::vector<double> P1(d1.num_params), f = {4.1, 1.2, -0.3, 0.4}, go = {-1.7};
+  for (auto& v : P1) v = 0.5 * rng.normal();
+  std::vector<double> s1(d1.sum_out_widths), s2(d1.sum_out_widths), sc(d1.scratch_values(1)), g1(d1.num_params, 0.25),
+      g2 = g1, x1(4), x2(4);
+  std::vector<uint32_t> w1(1);
+  mlp_forward<double>(d1, P1.data(), f.data(), 1, true, 0, 0, s1.data(), sc.data(), w1.data());
+  mlp_backward<double>(d1, P1.data(), f.data(), 1, true, 0, 0, s1.data(), go.data(), g1.data(), x1.data(), sc.data(),
+                       w1.data());
+  Net1::forward(d1, P1.data(), f.data(), s2.data());
+  Net1::backward(d1, P1.data(), f.data(), s2.data(), go.data(), g2.data(), x2.data());
+  CHECK(s1 == s2);
+  CHECK(g1 == g2);
+  CHECK(x1 == x2);
+}
+
+static void test_fast_moments() {
+  TestRng rng(8);
+  for (int64_t N : {1, 2, 7, 64, 77, 500}) {
+    const int64_t Np = (N + 31) / 32 * 32;
+    std::vector<double> x(Np, 0.0), gx(N), fgx(Np, 9.0);
+    for (int64_t n = 0; n < N; ++n) x[n] = 4.0 + 1.3 * rng.normal();
+    for (int64_t n = N; n < Np; ++n) x[n] = 1e3 * (n % 3);  // padding: garbage that must not count
+    double m[4], fm[4];
+    const double gm[4] = {0.3, -0.2, 0.7, 0.11};
+    moments_forward(x.data(), N, m);
+    moments_forward_fast(x.data(), N, fm);
+    if (N > 1) {
+      for (int k = 0; k < 4; ++k) CHECK_MSG(std::fabs(m[k] - fm[k]) <= 1e-12 * std::fmax(1.0, std::fabs(m[k])), "N=%lld m[%d]", static_cast<long long>(N), k);
+      moments_backward(x.data(), N, m, gm, gx.data());
+      moments_backward_fast(x.data(), N, m, gm, fgx.data());
+      double e = 0, s = 0;
+      for (int64_t n = 0; n < N; ++n) e = std::fmax(e, std::fabs(gx[n] - fgx[n])), s = std::fmax(s, std::fabs(gx[n]));
+      CHECK_MSG(e <= 1e-12 * s, "N=%lld: g_x differs by %.3g of %.3g", static_cast<long long>(N), e, s);
+      const int64_t vecs = (N + Vec<double>::kLanes - 1) / Vec<double>::kLanes * Vec<double>::kLanes;
+      for (int64_t n = N; n < vecs; ++n) CHECK(fgx[n] == 0.0);  // the padding lanes carry no gradient
+    }
+  }
+}
+
+namespace {
+
+GanDesc toy_desc(bool vanilla, std::vector<double>* store) {
+  GanDesc g;
+  store->assign({4.0, 1.0, 1.25});
+  if (!vanilla) {
+    g.g = make_desc({1, 5, 5, 1}, kTanh, 0.0, kIdentity, 0.0, 0.0);
+    g.d = make_desc({4, 10, 10, 1}, kSigmoid, 0.0, kSigmoid, 0.0, 0.0);
+    g.d_input = kDInputMoments;
+    g.batch = 45, g.d_steps = 3, g.g_steps = 2;
+    g.opt_d.momentum = g.opt_g.momentum = 0.9;
+  } else {
+    g.g = make_desc({1, 16, 32, 16, 1}, kRelu, 0.0, kIdentity, 0.0, 0.5);
+    g.d = make_desc({1, 16, 16, 8, 1}, kTanh, 0.0, kSigmoid, 0.0, 0.5);
+    g.batch = 29, g.d_steps = 2, g.g_steps = 1;
+    g.opt_d.kind = g.opt_g.kind = kOptAdam;
+  }
+  g.data = DataDesc{1, 1, store->data(), store->data() + 1, store->data() + 2};
+  return g;
+}
+
+}  // namespace
+
+static void test_fast_trainer_matches_member_trainer() {
+  for (bool vanilla : {false, true}) {
+    std::vector<double> store;
+    const GanDesc g = toy_desc(vanilla, &store);
+    TestRng rng(vanilla ? 21 : 20);
+    std::vector<double> gp(g.g.num_params), dp(g.d.num_params);
+    for (auto& v : gp) v = 0.4 * rng.normal();
+    for (auto& v : dp) v = 0.4 * rng.normal();
+    std::vector<double> gp2 = gp, dp2 = dp, go(2 * gp.size()), go2 = go, dop(2 * dp.size()), dop2 = dop;
+    uint64_t off1 = 5, off2 = 5;
+    int64_t e1 = 0, e2 = 0, dv1 = -1, dv2 = -1;
+    MemberState<double> a{gp.data(), dp.data(), go.data(), dop.data(), 77, &off1, &e1, &dv1, 1e-2, 2e-2};
+    MemberState<double> b{gp2.data(), dp2.data(), go2.data(), dop2.data(), 77, &off2, &e2, &dv2, 1e-2, 2e-2};
+    double m1[kNumMetrics], m2[kNumMetrics];
+    MemberTrainer<double>(g).train(a, 10, m1);
+    CHECK(train_fast(g, &b, 1, 10, m2));
+    CHECK(off1 == off2 && e1 == e2 && dv1 == -1 && dv2 == -1);
+    const double eg = max_rel(gp2, gp), ed = max_rel(dp2, dp), eo = max_rel(go2, go), edo = max_rel(dop2, dop);
+    std::printf("    %s float64 10 epochs: max rel diff G %.2g D %.2g G opt %.2g D opt %.2g\n",
+                vanilla ? "vanilla" : "devnag", eg, ed, eo, edo);
+    CHECK(eg <= 1e-12 && ed <= 1e-12 && eo <= 1e-12 && edo <= 1e-12);
+    for (int k = 0; k < kNumMetrics; ++k) CHECK(std::fabs(m1[k] - m2[k]) <= 1e-12 * std::fmax(1.0, std::fabs(m1[k])));
+  }
+  // A shape outside the table: train_fast declines and leaves the state alone.
+  std::vector<double> store;
+  GanDesc g = toy_desc(false, &store);
+  g.g = make_desc({1, 6, 5, 1}, kTanh, 0.0, kIdentity, 0.0, 0.0);
+  std::vector<double> gp(g.g.num_params, 0.1), dp(g.d.num_params, 0.1), go(2 * gp.size()), dop(2 * dp.size());
+  uint64_t off = 0;
+  int64_t e = 0, dv = -1;
+  MemberState<double> s{gp.data(), dp.data(), go.data(), dop.data(), 1, &off, &e, &dv, 1e-2, 1e-2};
+  double m[kNumMetrics];
+  CHECK(!train_fast(g, &s, 1, 1, m));
+  CHECK(off == 0 && e == 0);
+}
+
 // --- main ---------------------------------------------------------------------------------
 
 int main(int argc, char** argv) {
@@ -685,6 +963,12 @@ int main(int argc, char** argv) {
       {"mlp_forward_matches_naive", test_mlp_forward_matches_naive},
       {"mlp_backward_finite_differences", test_mlp_backward_finite_differences},
       {"mlp_backward_accumulates", test_mlp_backward_accumulates},
+      {"vmath_bitwise", test_vmath_bitwise},
+      {"vec_helpers", test_vec_helpers},
+      {"philox_vector_paths", test_philox_vector_paths},
+      {"fast_net_matches_mlp", test_fast_net_matches_mlp},
+      {"fast_moments", test_fast_moments},
+      {"fast_trainer_matches_member_trainer", test_fast_trainer_matches_member_trainer},
   };
   const char* filter = argc > 1 ? argv[1] : nullptr;
   int passed = 0, failed = 0;

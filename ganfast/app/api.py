@@ -50,17 +50,19 @@ def _config(config) -> tuple:
 
 
 def train(config="devnag", overrides: Mapping[str, Any] | None = None, /, *, out=None, backend: str = "auto",
-          device="cpu", plots: bool = True, quiet: bool = True, **kwargs) -> RunResult:
+          device="cpu", plots: bool = True, quiet: bool = True, on_nan: str | None = None, **kwargs) -> RunResult:
     """Train a config (a preset name, a YAML path, a mapping or a TrainConfig) with overrides
     (`overrides` with dotted keys, and/or keyword arguments such as epochs=, seed=,
     population=) and return its results. Nothing is written unless `out` names the parent of
     a run folder (then as `python -m ganfast.train --out` writes it; `plots` and `quiet` as
-    there). Ctrl-C stops at the last logged interval, writes what there is, and re-raises."""
+    there). Ctrl-C stops at the last logged interval, writes what there is, and re-raises.
+    `on_nan` as --on-nan: "stop" or "continue" when a member diverges (default: stop for a
+    population of 1, continue for more); the summary's "diverged" says whether one did."""
     cfg, source = _config(config)
     if overrides or kwargs:
         cfg = cfg.replace({**(overrides or {}), **kwargs})
     options = Options(backend=backend, device=torch.device(device), out=None if out is None else str(out),
-                      plots=plots, quiet=quiet)
+                      plots=plots, quiet=quiet, on_nan=on_nan)
     run = (ImageRun if cfg.is_image else ToyRun).new(cfg, options, source)
     interrupted = run.train()
     run.checkpoint()

@@ -70,10 +70,10 @@ _DATA_KEYS = {
 _SCALES = {"unit": (0.0, 1.0), "symmetric": (-1.0, 1.0)}
 
 
-def _only(given, key: str, kind: str, allowed) -> None:
+def _only(given, key: str, kind: str, allowed, by: str = "kind") -> None:
     for k in sorted(given or ()):
         if k not in allowed:
-            raise SpecError(f"{key}.{k}: not used by {key}.kind {kind!r} (it takes {', '.join(allowed)})")
+            raise SpecError(f"{key}.{k}: not used by {key}.{by} {kind!r} (it takes {', '.join(allowed)})")
 
 
 def _required(v: dict, name: str, key: str, kind: str, given):
@@ -245,7 +245,7 @@ class NetConfig(Described):
     @classmethod
     def _cross_check(cls, v: dict, key: str, given) -> dict:
         if v["arch"] != "mlp":
-            _only(given, key, v["arch"], ("arch", "init", "input"))
+            _only(given, key, v["arch"], ("arch", "init", "input"), by="arch")
             if v["input"] != "raw":
                 raise SpecError(f"{key}.input: arch {v['arch']!r} takes whole images ('raw'), not {v['input']!r}")
             return {**{f.name: f.default for f in fields(cls)}, "arch": v["arch"], "init": v["init"]}
@@ -318,13 +318,7 @@ class TrainConfig(Described):
         if self.is_image:
             raise ValueError(f"data.kind {self.data.kind!r} is an image data set: the image trainer "
                              "(ganfast.app.image_train) runs it, not the toy engine")
-        try:
-            return GanSpec(g=self.g_spec, d=self.d_spec, noise=self.noise, data=MixtureSpec(*self.data.components()),
-                           d_input=self.discriminator.input, batch_size=self.batch_size, d_steps=self.d_steps,
-                           g_steps=self.g_steps, g_loss=self.loss.generator, optimizer_d=self.optimizer_d,
-                           optimizer_g=self.optimizer_g, dtype=self.torch_dtype)
-        except SpecError as e:
-            raise ConfigError(f"the toy engine cannot run this config: {e}") from None
+        return _gan_spec({f.name: getattr(self, f.name) for f in fields(self)})  # checked on construction
 
     @property
     def is_image(self) -> bool:
@@ -394,7 +388,34 @@ class TrainConfig(Described):
                 out[net].spec(i, o)
             except (TypeError, ValueError) as e:
                 raise SpecError(f"{net}.widths: {e}") from None
+            for layer in ("dropout", "batchnorm"):  # both act after hidden layers only
+                if getattr(out[net], layer) and not out[net].hidden:
+                    raise SpecError(f"{net}.{layer}: acts after hidden layers, and {net}.hidden is empty, so it "
+                                    "would do nothing; remove it or add a hidden layer")
+            if out[net].batchnorm and out["batch_size"] < 2:
+                raise SpecError(f"batch_size: {net}.batchnorm needs batch_size >= 2 (BatchNorm normalises over the "
+                                f"batch), got {out['batch_size']}")
+        disc = out["discriminator"]
+        if disc.arch == "mlp" and disc.output_activation != "sigmoid":
+            raise SpecError("discriminator.output_activation: the BCE loss needs D's output in (0, 1), so it must "
+                            f"be sigmoid, got {disc.output_activation!r}")
+        if not out["data"].is_image:
+            try:
+                _gan_spec(out)  # anything else the toy engine and the reference trainer cannot run
+            except SpecError as e:
+                raise SpecError(f"the toy engine cannot run this config: {e}") from None
         return out
+
+
+def _gan_spec(v) -> GanSpec:
+    """The GanSpec of a toy config's values (TrainConfig's fields by name); SpecError if the
+    engine cannot run them."""
+    data, disc = v["data"], v["discriminator"]
+    return GanSpec(g=v["generator"].spec(v["noise"].dim, data.dim), d=disc.spec(_d_in(disc, data), 1),
+                   noise=v["noise"], data=MixtureSpec(*data.components()), d_input=disc.input,
+                   batch_size=v["batch_size"], d_steps=v["d_steps"], g_steps=v["g_steps"],
+                   g_loss=v["loss"].generator, optimizer_d=v["optimizer_d"], optimizer_g=v["optimizer_g"],
+                   dtype=DTYPES[v["dtype"]])
 
 
 def _d_in(disc: NetConfig, data: DataConfig) -> int:
@@ -414,6 +435,10 @@ def _check_image_settings(out: dict) -> None:
             if out[net].batchnorm:
                 raise SpecError(f"{net}.batchnorm: only image data (data.kind {one_of(IMAGE_SHAPES)}) trains "
                                 "with BatchNorm; the toy engine's fused MLP has none")
+            if out[net].init != "default":
+                raise SpecError(f"{net}.init: {out[net].init!r} is for image data (data.kind "
+                                f"{one_of(IMAGE_SHAPES)}); the toy engine draws nn.Linear's default init from "
+                                "each member's Philox stream")
         return
     if out["population"] != 1:
         raise SpecError(f"population: image data trains one GAN at a time, got {out['population']}")

@@ -25,7 +25,7 @@ from ganfast.app.config import TrainConfig
 from ganfast.app.datasets import DatasetFormatError, DatasetNotFoundError, load_images
 from ganfast.app.files import atomic_write
 from ganfast.app.image_train import METRIC_NAMES, ImageTrainer, grid_noise
-from ganfast.app.run import Options, Progress, Run, RunError, fixed_noise, new_run_dir, write_config
+from ganfast.app.run import Options, Progress, Run, RunError, fixed_noise, out_of_memory_is_a_run_error, resume_line
 from ganfast.random import FINAL_NOISE_SHIFT
 
 GRID_SAMPLES = 64             # 8 x 8 tiles per sample grid
@@ -50,7 +50,8 @@ def _trainer(cfg: TrainConfig, backend: str, device, what: str = "") -> ImageTra
     """The trainer of cfg on its data set; a missing or malformed data set is a RunError."""
     try:
         data = load_images(cfg.data.kind, cfg.data.root, "train", cfg.data.limit)
-        return ImageTrainer(cfg, data, backend=backend, device=device)
+        with out_of_memory_is_a_run_error("for the data set and the nets"):
+            return ImageTrainer(cfg, data, backend=backend, device=device)
     except (DatasetNotFoundError, DatasetFormatError, ValueError) as e:
         raise RunError(f"{what}{e}") from None
 
@@ -73,18 +74,15 @@ class ImageRun(Run):
         backend, why = resolve_backends(cfg, options.backend, options.device)
         trainer = _trainer(cfg, backend, options.device)
         source = {**source, "data": trainer.source}
-        run_dir = None
+        run = cls(cfg, trainer, run_dir=None, backend=backend, options=options, source=source)
         if options.out is not None:
-            run_dir = new_run_dir(options.out, cfg.name)
-            write_config(run_dir, cfg)
+            run_dir = run.create_folder(options.out)  # config.yaml and the checkpoint of epoch 0
             what = f"preset {source['preset']}" if source.get("preset") else f"config {source.get('config')}"
             print(f"{cfg.name} ({what}): {cfg.epochs} epochs x {trainer.iterations_per_epoch} iterations, "
                   f"{trainer.n_images} {cfg.data.kind} images from {trainer.source}, {cfg.dtype}, "
                   f"{options.device} -> {run_dir}")
             print(f"backend: {backend} ({why})")
             _print_nets(trainer)
-        run = cls(cfg, trainer, run_dir=run_dir, backend=backend, options=options, source=source)
-        run.checkpoint()
         return run
 
     @classmethod
@@ -103,7 +101,8 @@ class ImageRun(Run):
                 from PIL import Image
 
                 run.grids.append(np.asarray(Image.open(png).convert("RGB")))
-        print(f"resuming {run_dir} at epoch {trainer.epoch} of {cfg.epochs}")
+        print(resume_line(run_dir, trainer.epoch, cfg, payload["source"]))
+        run.checkpoint_epoch = trainer.epoch
         print(f"backend: {backend} ({why})")
         _print_nets(trainer)
         return run
@@ -145,6 +144,9 @@ class ImageRun(Run):
     # --- the end ------------------------------------------------------------------------
     def finish(self, interrupted: bool) -> dict:
         cfg, t = self.cfg, self.trainer
+        if self.run_dir is not None:  # first: the weights are what a Ctrl-C in the report must not cost
+            payload = {"generator": t.G.state_dict(), "discriminator": t.D.state_dict(), "config": cfg.to_dict()}
+            atomic_write(self.run_dir / "weights.pt", lambda f: torch.save(payload, f), binary=True)
         last = self.rows[-1] if self.rows else {}
         summary = {
             "name": cfg.name, "preset": self.source.get("preset"), "config": self.source.get("config"),
@@ -154,7 +156,7 @@ class ImageRun(Run):
             "epochs": t.epoch, "target_epochs": cfg.epochs, "iterations": t.iteration,
             "wall_time_s": self.elapsed,
             "iterations_per_s": t.iteration / self.elapsed if self.elapsed > 0 else None,
-            "interrupted": interrupted,
+            "interrupted": interrupted, "resumed": self.source.get("resumed", []),
             **{k: last.get(k) for k in METRIC_NAMES},
         }
         if cfg.data.kind == "digits" and t.epoch > 0:
@@ -166,8 +168,6 @@ class ImageRun(Run):
             return summary
         summary = image_report.write_image_report(self.run_dir, rows=self.rows, grids=self.grids,
                                                   summary=summary, plots=self.options.plots)
-        payload = {"generator": t.G.state_dict(), "discriminator": t.D.state_dict(), "config": cfg.to_dict()}
-        atomic_write(self.run_dir / "weights.pt", lambda f: torch.save(payload, f), binary=True)
         rate = summary["iterations_per_s"]
         print(f"run folder: {self.run_dir}")
         print(f"trained {t.epoch}/{cfg.epochs} epochs ({t.iteration} iterations) in {self.elapsed:.2f} s"

@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +227,22 @@ def distance_to_target(samples, target=None, *, n_std: float = 3.0, min_share: f
 # ----------------------------------------------------------------------------- plots
 
 
+def _import_plotting() -> None:
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import matplotlib.patches  # noqa: F401
+    import PIL.Image  # noqa: F401
+
+
+def warm_up() -> threading.Thread:
+    """Import matplotlib (Agg) and PIL in a background thread, about half a second that a run
+    spends while its engine trains (the native calls release the GIL), so that the first plot
+    of the report starts at once. A plot that comes sooner waits for the import to finish."""
+    thread = threading.Thread(target=_import_plotting, name="ganfast-import-plotting")
+    thread.start()
+    return thread
+
+
 def _figure(width: float = 6, height: float = 4):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -286,10 +303,15 @@ def _legend(ax, dim: int):
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
 
 
-def plot_distribution(path, samples, target=None, *, real_samples=None, title: str | None = None, bins: int = 60) -> Path:
+def plot_distribution(path, samples, target=None, *, real_samples=None, title: str | None = None, bins: int = 60,
+                      note: str | None = None) -> Path:
     """Generated samples against the target: 1-D histograms plus the target pdf; 2-D
-    (or more: the first two dims) scatter over the target's centres."""
+    (or more: the first two dims) scatter over the target's centres. ``note`` is written
+    across the axes (e.g. why there is nothing to see); samples without a finite one get
+    "no finite samples" there, so an empty plot never looks like a plot of nothing."""
     x = _finite(_as_2d(samples))
+    if not len(x):
+        note = note or "no finite samples"
     real = None if real_samples is None else _finite(_as_2d(real_samples))
     t = _parse_target(target)
     fig = _figure()
@@ -318,6 +340,9 @@ def plot_distribution(path, samples, target=None, *, real_samples=None, title: s
         ax.set_ylabel("x1")
     ax.set_title(title or "generated vs target")
     _legend(ax, x.shape[1])
+    if note:
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", color="C3", fontsize=11,
+                wrap=True, bbox={"facecolor": "white", "edgecolor": "C3", "alpha": 0.9})
     fig.tight_layout()
     return _save_png(fig, path)
 
@@ -371,34 +396,44 @@ def write_animation(path, frames: Sequence[Mapping[str, Any]], target=None, *, f
     """Animated GIF of the generated distribution over training.
 
     ``frames``: dicts {"epoch", "samples" (M,) or (M, 2), "grid" (G,) or None, "d_grid" (G,)
-    or None}. 1-D frames show the generated density, the target pdf and D(x) on the grid
+    or None, optionally "note": said in the frame's title, e.g. why it has no finite sample}. 1-D frames show the generated density, the target pdf and D(x) on the grid
     (right axis, [0, 1]); 2-D frames a scatter. More than ``max_frames`` frames are thinned
     evenly, first and last kept. Axes are fixed over all frames so motion is real motion.
-    """
-    from PIL import Image
 
+    One figure for all frames, drawn once; each frame only updates the artists that move (the
+    histogram or the scatter, D's curve, the title) and redraws them over a copy of the still
+    background (matplotlib's blitting), which costs a few ms instead of a whole figure's draw.
+    """
     frames = list(frames)
     if not frames:
         raise ValueError("write_animation needs at least one frame")
     frames = [frames[i] for i in _thin(len(frames), max_frames)]
-    t = _parse_target(target)
+    return write_gif(path, _animation_images(frames, _parse_target(target)), fps=fps, max_frames=max_frames)
+
+
+def _animation_images(frames: Sequence[Mapping[str, Any]], t: _Target | None, *, blit: bool = True) -> list[np.ndarray]:
+    """The RGB frames of write_animation; ``blit=False`` draws every frame whole (the slow way
+    the tests compare the blitted frames with)."""
     xs = [_finite(_as_2d(f["samples"])) for f in frames]
     fig = _figure(6, 4)
     fig.set_dpi(72)
     ax = fig.add_subplot()
+    moving = []  # (axes, artist) redrawn on every frame, in this order (their z-order)
 
     if xs[0].shape[1] == 1:
         lo, hi = _span(xs, t, 0)
         edges = np.linspace(lo, hi, 61)
         dens = [_density(x[:, 0], edges) for x in xs]
         ymax = max(float(np.max(dens)), 1e-12)
+        hist = ax.stairs(dens[0], edges, fill=True, alpha=0.6, color="C0", label="generated")
+        moving.append((ax, hist))
         if t is not None:
             grid = np.linspace(lo, hi, 400)
             pdf = _pdf(grid, *t.marginal(0))
             # a collapsed generator is a spike; cap it so the target stays readable
             ymax = min(max(ymax, 1.2 * pdf.max()), 4 * pdf.max())
-            ax.plot(grid, pdf, color="C3", lw=1.8, label="target pdf")
-        hist = ax.stairs(dens[0], edges, fill=True, alpha=0.6, color="C0", label="generated")
+            (pdf_line,) = ax.plot(grid, pdf, color="C3", lw=1.8, label="target pdf")
+            moving.append((ax, pdf_line))  # over the histogram, as in a plain draw
         ax.set_xlim(lo, hi)
         ax.set_ylim(0, 1.05 * ymax)
         ax.set_xlabel("x")
@@ -407,41 +442,79 @@ def write_animation(path, frames: Sequence[Mapping[str, Any]], target=None, *, f
         d_line = None
         if any(f.get("d_grid") is not None for f in frames):
             ax2 = ax.twinx()
-            ax2.axhline(0.5, color="C2", ls=":", lw=0.8)
+            half = ax2.axhline(0.5, color="C2", ls=":", lw=0.8)
             (d_line,) = ax2.plot([], [], color="C2", lw=1.5, label="D(x)")
             ax2.set_ylim(0, 1)
             ax2.set_ylabel("D(x)")
             handles.append(d_line)
-        ax.legend(handles=handles, loc="upper right", fontsize=8)
+        legend = ax.legend(handles=handles, loc="upper right", fontsize=8)
+        moving.append((None, legend))  # its pixels of the still figure go back over ax's moving artists
+        if d_line is not None:
+            moving += [(ax2, half), (ax2, d_line)]  # the twin axes draw after ax, legend included
 
-        def draw(i):
+        def update(i):
             hist.set_data(dens[i])
             if d_line is not None:
                 g, d = frames[i].get("grid"), frames[i].get("d_grid")
                 ok = g is not None and d is not None
                 d_line.set_data(np.ravel(g) if ok else [], np.ravel(d) if ok else [])
     else:
-        _draw_target_2d(ax, t)
         dots = ax.scatter([], [], s=3, color="C0", alpha=0.35, label="generated")
+        moving.append((ax, dots))
+        before = set(ax.collections)
+        _draw_target_2d(ax, t)
+        moving += [(ax, c) for c in ax.collections if c not in before]  # the target's marks over the dots
         ax.set_xlim(*_span(xs, t, 0))
         ax.set_ylim(*_span(xs, t, 1))
         ax.set_aspect("equal", adjustable="box")
         ax.set_xlabel("x0")
         ax.set_ylabel("x1")
         _legend(ax, 2)
+        if ax.get_legend() is not None:
+            moving.append((None, ax.get_legend()))  # over the dots, as in a plain draw
 
-        def draw(i):
+        def update(i):
             dots.set_offsets(xs[i][:_MAX_POINTS, :2])
 
+    moving.append((ax, ax.title))
+    for owner, artist in moving:
+        if owner is not None:
+            artist.set_animated(blit)  # left out of the full draw; drawn per frame below
+    titles = [_frame_title(f, i, xs[i]) for i, f in enumerate(frames)]
+    ax.set_title(max(titles, key=len))  # the widest, for the layout
+    fig.tight_layout()  # once: a per-frame layout would make the axes jitter
+    canvas = fig.canvas
+    if not blit:
+        images = []
+        for i, frame in enumerate(frames):
+            update(i)
+            ax.set_title(titles[i])
+            canvas.draw()
+            images.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+        return images
+    canvas.draw()
+    background = canvas.copy_from_bbox(fig.bbox)
+    # a still artist that must stay on top (the legend): its pixels, pasted back per frame (drawing
+    # a legend costs ~30 ms; a paste nothing)
+    pasted = {id(a): canvas.copy_from_bbox(a.get_window_extent()) for owner, a in moving if owner is None}
     images = []
     for i, frame in enumerate(frames):
-        draw(i)
-        ax.set_title(f"epoch {frame.get('epoch', i)}")
-        if i == 0:
-            fig.tight_layout()  # once: a per-frame layout would make the axes jitter
-        fig.canvas.draw()
-        images.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-    return write_gif(path, images, fps=fps, max_frames=max_frames)
+        update(i)
+        ax.set_title(titles[i])
+        canvas.restore_region(background)
+        for owner, artist in moving:
+            if owner is None:
+                canvas.restore_region(pasted[id(artist)])
+            else:
+                owner.draw_artist(artist)
+        images.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+    return images
+
+
+def _frame_title(frame: Mapping[str, Any], i: int, finite: np.ndarray) -> str:
+    """"epoch N", and the frame's note (or "no finite samples" when it has none)."""
+    note = frame.get("note") or (None if len(finite) else "no finite samples")
+    return f"epoch {frame.get('epoch', i)}" + (f": {note}" if note else "")
 
 
 def write_gif(path, images: Sequence[np.ndarray], *, fps: float, max_frames: int, hold_last: float = 0.0) -> Path:
@@ -452,7 +525,10 @@ def write_gif(path, images: Sequence[np.ndarray], *, fps: float, max_frames: int
     if not len(images):
         raise ValueError("write_gif needs at least one image")
     keep = _thin(len(images), max_frames)
-    frames = [Image.fromarray(np.asarray(images[i], dtype=np.uint8), "RGB") for i in keep]
+    # a palette per frame by fast octree quantisation: ~5x faster than PIL's default for RGB
+    # frames (median cut), and smaller files; plots and sample grids have few colours
+    frames = [Image.fromarray(np.asarray(images[i], dtype=np.uint8), "RGB").quantize(255, method=Image.Quantize.FASTOCTREE)
+              for i in keep]
     step = max(20, round(1000 / fps))
     durations = [step] * (len(frames) - 1) + [max(step, round(1000 * hold_last))]
     save = lambda f: frames[0].save(  # noqa: E731
@@ -510,6 +586,7 @@ def write_report(
     plots: bool = True,
     extra_summary: Mapping[str, Any] | None = None,
     real_samples=None,
+    note: str | None = None,
 ) -> dict:
     """Write metrics.csv, summary.json and (if ``plots``) distribution.png, moments.png
     (1-D only), losses.png and training.gif (if ``frames``) into ``run_dir``.
@@ -517,6 +594,7 @@ def write_report(
     ``rows`` are the per-epoch metric dicts of all population members ("member" column);
     ``final_samples`` the samples the summary is about (member 0's or the best member's).
     Plots whose data is missing are skipped, so an interrupted run still gets a report.
+    ``note`` is written across distribution.png (plot_distribution).
     Returns the summary as written (plain types).
     """
     run_dir = Path(run_dir)
@@ -529,7 +607,7 @@ def write_report(
         return summary
 
     if final_samples is not None:
-        plot_distribution(run_dir / "distribution.png", final_samples, t, real_samples=real_samples)
+        plot_distribution(run_dir / "distribution.png", final_samples, t, real_samples=real_samples, note=note)
     rows = [r for r in rows if "epoch" in r]
     has = lambda *keys: bool(rows) and all(k in rows[0] for k in keys)  # noqa: E731
     dim = t.dim if t is not None else (_as_2d(final_samples).shape[1] if final_samples is not None else None)

@@ -7,8 +7,13 @@ metrics.csv, summary.json, distribution.png, moments.png (1-D), losses.png, trai
 
 A log interval is split into engine calls of about half a second (CallSizer; no result
 changes). After each interval a line like devnag's is printed and a frame of the animation is
-taken: member 0's generator on a fixed batch of 2000 noise samples and, for 1-D raw-input
-discriminators, D on a grid over the target +-4 std. Ctrl-C discards the interval in flight
+taken: 2000 samples of member 0's generator on a fixed noise batch, drawn as G was trained
+(ganfast.sample: with its training-mode dropout) and, for 1-D raw-input discriminators, D on a
+grid over the target +-4 std. The summary is about 100,000 samples of the best member drawn the
+same way (its "sampling" entry says so; "eval_mode" gives the figures without dropout beside
+them when G has dropout); a population's best member is picked by W1 on 20,000 samples each,
+scored in chunks of members (bounded memory; a bar when it takes long; a huge population gets
+fewer samples per member, select_samples). Ctrl-C discards the interval in flight
 (it lands when the native call in progress returns); on the fused CPU path a resumed run ends
 bit-identical to one that was never interrupted.
 """
@@ -16,26 +21,33 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
-from ganfast import functional
+from ganfast import functional, metrics
 from ganfast.app import report
 from ganfast.app.config import TrainConfig
 from ganfast.app.files import atomic_write
-from ganfast.app.run import Options, Progress, Run, RunError, fixed_noise, new_run_dir, write_config
+from ganfast.app.run import (CHECKPOINT, Options, Progress, Run, RunError, check_memory,
+                             out_of_memory_is_a_run_error, resume_line)
 from ganfast.engine import METRIC_NAMES, train_fused
 from ganfast.modules import Discriminator, Generator
-from ganfast.random import FINAL_NOISE_SHIFT, FIXED_NOISE_SHIFT
+from ganfast.random import FINAL_NOISE_SHIFT, FIXED_NOISE_SHIFT, derived_seed
 from ganfast.reference_train import train_reference
+from ganfast.sampling import sample
 from ganfast.state import GanState, init_state
 
 FRAME_SAMPLES = 2000          # fixed noise batch of every animation frame
 FRAME_GRID = 200              # points of D's curve in a frame (1-D raw-input D only)
 FINAL_SAMPLES = 100_000       # samples the summary is about
-SELECT_SAMPLES = 20_000       # samples per member when picking the best of a population
+SELECT_SAMPLES = 20_000       # samples per member when picking the best of a population ...
+SELECT_MIN_SAMPLES = 2_000    # ... fewer for a huge one (SELECT_BUDGET in all), never fewer than this
+SELECT_BUDGET = 200_000_000   # sample values scored in all when picking (~30 s on one core)
+SELECT_VALUES = 1 << 23       # sample values scored at once when picking (members per chunk)
 CALL_SECONDS = 0.5            # target duration of one engine call (Ctrl-C latency)
 
 
@@ -78,10 +90,72 @@ def _pooled_moments(cfg: TrainConfig) -> tuple:
     return m, math.sqrt(max(m2 - m * m, 0.0))
 
 
-@torch.no_grad()
-def generate(cfg: TrainConfig, state: GanState, k: int, noise: torch.Tensor) -> torch.Tensor:
-    """Member k's generator in eval mode (no dropout) on `noise`, as (n, data.dim)."""
-    return functional.mlp(noise, state.g_params[k], cfg.g_spec, train=False, backend="auto")
+def generate(cfg: TrainConfig, state: GanState, n: int, seed_shift: int, *, member=None,
+             dropout: bool = True) -> torch.Tensor:
+    """n samples of member `member`'s generator ((n, dim); every member's, (P, n, dim), for None)
+    from the noise stream derived_seed(cfg.seed, seed_shift), drawn as G was trained: with its
+    training-mode dropout (ganfast.sample; dropout=False for eval mode), in bounded memory."""
+    return sample(cfg, state, n, member=member, noise_seed=derived_seed(cfg.seed, seed_shift), dropout=dropout)
+
+
+def sampling_note(cfg: TrainConfig) -> str:
+    """How the summary's samples were drawn (its "sampling" entry)."""
+    p = cfg.g_spec.dropout
+    return f"train-mode dropout (p={p:g}), as trained" if p > 0 else "G has no dropout"
+
+
+def select_samples(cfg: TrainConfig) -> int:
+    """Samples per member when picking the best member: SELECT_SAMPLES, fewer for a population
+    so large that scoring would take minutes (SELECT_BUDGET values in all, at least
+    SELECT_MIN_SAMPLES: --population 100000 scores 2,000 each)."""
+    return max(SELECT_MIN_SAMPLES, min(SELECT_SAMPLES, SELECT_BUDGET // (cfg.population * cfg.data.dim)))
+
+
+def score_members(cfg: TrainConfig, state: GanState, quiet: bool = False) -> list:
+    """Each member's W1 to the target (mean over dimensions; inf for a member without finite
+    samples) on select_samples(cfg) samples drawn as trained: members in chunks of SELECT_VALUES
+    sample values (ganfast.sample + ganfast.metrics), so memory stays bounded for any
+    population; a bar on stderr when it takes more than a second."""
+    n = select_samples(cfg)
+    chunk = max(1, SELECT_VALUES // (n * cfg.data.dim))
+    scores = []
+    with tqdm(total=state.population, desc="scoring members", unit="member", file=sys.stderr, leave=False,
+              dynamic_ncols=True, delay=1.0, disable=True if quiet else None) as bar:
+        for start in range(0, state.population, chunk):
+            part = GanState(**{k: v[start:start + chunk] for k, v in state.tensors().items()})
+            w1 = metrics.distances(generate(cfg, part, n, FINAL_NOISE_SHIFT), cfg)["w1"].mean(1)
+            scores += [w if math.isfinite(w) else math.inf for w in w1.tolist()]
+            bar.update(part.population)
+    return scores
+
+
+def memory_needed(cfg: TrainConfig) -> int:
+    """Bytes a toy run keeps, estimated from above: the population's parameters and optimizer
+    buffers twice (the run keeps a snapshot of the last logged interval), and each training
+    thread's activations and gradients of a batch."""
+    item = torch.finfo(cfg.torch_dtype).bits // 8
+    g, d = cfg.g_spec, cfg.d_spec
+    state = cfg.population * 3 * (g.num_params + d.num_params) * item
+    work = torch.get_num_threads() * 4 * cfg.batch_size * (sum(g.widths) + sum(d.widths)) * item
+    return 2 * state + work
+
+
+def check_state(state: GanState, cfg: TrainConfig) -> None:
+    """ValueError unless `state` is a population state of `cfg` (shapes, dtypes, seeds, lock step)."""
+    P, nG, nD = cfg.population, cfg.g_spec.num_params, cfg.d_spec.num_params
+    want = {"g_params": ((P, nG), cfg.torch_dtype), "d_params": ((P, nD), cfg.torch_dtype),
+            "g_opt": ((P, 2 * nG), cfg.torch_dtype), "d_opt": ((P, 2 * nD), cfg.torch_dtype),
+            "offsets": ((P,), torch.int64), "epochs": ((P,), torch.int64), "seeds": ((P,), torch.int64),
+            "lrs": ((P, 2), torch.float64), "diverged": ((P,), torch.int64)}
+    for name, (shape, dtype) in want.items():
+        t = getattr(state, name)
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or t.dtype != dtype:
+            got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} is {got}, the config needs {shape} {dtype}")
+    if state.seeds.tolist() != list(cfg.member_seeds):
+        raise ValueError(f"the member seeds are not the config's {cfg.seed} + k")
+    if not bool((state.epochs == state.epochs[0]).all()):
+        raise ValueError("the members are at different epochs")
 
 
 def _as_list(x: torch.Tensor) -> list:
@@ -94,7 +168,6 @@ class Framer:
 
     def __init__(self, cfg: TrainConfig, device):
         self.cfg = cfg
-        self.noise = fixed_noise(cfg, FRAME_SAMPLES, FIXED_NOISE_SHIFT, device)
         self.grid = None
         if cfg.data.dim == 1 and cfg.discriminator.input == "raw":
             centers, std, _ = cfg.data.components()
@@ -104,8 +177,10 @@ class Framer:
 
     @torch.no_grad()
     def __call__(self, state: GanState) -> dict:
-        frame = {"epoch": state.epoch, "samples": _as_list(generate(self.cfg, state, 0, self.noise)),
-                 "grid": None, "d_grid": None}
+        x = generate(self.cfg, state, FRAME_SAMPLES, FIXED_NOISE_SHIFT, member=0)
+        frame = {"epoch": state.epoch, "samples": _as_list(x), "grid": None, "d_grid": None}
+        if int(state.diverged[0]) >= 0:
+            frame["note"] = f"diverged at epoch {int(state.diverged[0])}: no finite samples"
         if self.grid is not None:
             d = functional.mlp(self.grid, state.d_params[0], self.cfg.d_spec, train=False, backend="auto")
             frame["grid"], frame["d_grid"] = _as_list(self.grid), _as_list(d)
@@ -158,32 +233,37 @@ class ToyRun(Run):
     @classmethod
     def new(cls, cfg: TrainConfig, options: Options, source: dict) -> "ToyRun":
         backend, why = resolve_backend(options.backend, cfg, options.device)
-        state = init_state(cfg, device=options.device)
-        run_dir = None
+        check_memory(memory_needed(cfg), "this run")
+        with out_of_memory_is_a_run_error("for the population's state"):
+            state = init_state(cfg, device=options.device)
+        run = cls(cfg, state, run_dir=None, backend=backend, options=options, source=source)
         if options.out is not None:
-            run_dir = new_run_dir(options.out, cfg.name)
-            write_config(run_dir, cfg)  # first, before anything can go wrong in training
+            run_dir = run.create_folder(options.out)  # config.yaml and the checkpoint of epoch 0
             what = f"preset {source['preset']}" if source.get("preset") else f"config {source.get('config')}"
             print(f"{cfg.name} ({what}): {cfg.epochs} epochs, population {cfg.population}, "
                   f"{cfg.dtype}, {options.device} -> {run_dir}")
             print(f"backend: {backend} ({why})", flush=True)
-        return cls(cfg, state, run_dir=run_dir, backend=backend, options=options, source=source)
+        return run
 
     @classmethod
     def resume(cls, payload: dict, cfg: TrainConfig, run_dir: Path, options: Options) -> "ToyRun":
         backend, why = resolve_backend(options.backend, cfg, options.device)
         try:
-            state = GanState(**payload["state"]["gan"]).to(options.device)
-        except (KeyError, TypeError) as e:
-            raise RunError(f"--resume: {run_dir / 'checkpoint.pt'} is not a complete toy checkpoint "
+            state = GanState(**payload["state"]["gan"])
+            check_state(state, cfg)
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunError(f"--resume: {run_dir / CHECKPOINT} is not a complete toy checkpoint of its config "
                            f"({type(e).__name__}: {e})") from None
+        state = state.to(options.device)
         epoch = state.epoch
         rows = [dict(r) for r in payload["rows"] if int(r.get("epoch", 0)) <= epoch]
         frames = [dict(f) for f in payload["state"].get("frames", []) if int(f.get("epoch", 0)) <= epoch]
-        print(f"resuming {run_dir} at epoch {epoch} of {cfg.epochs}")
+        print(resume_line(run_dir, epoch, cfg, payload["source"]))
         print(f"backend: {backend} ({why})", flush=True)
-        return cls(cfg, state, frames=frames, run_dir=run_dir, backend=backend, options=options,
-                   source=payload["source"], rows=rows, elapsed=payload["elapsed"])
+        run = cls(cfg, state, frames=frames, run_dir=run_dir, backend=backend, options=options,
+                  source=payload["source"], rows=rows, elapsed=payload["elapsed"])
+        run.checkpoint_epoch = epoch
+        return run
 
     # --- the protocol's hooks -----------------------------------------------------------
     @property
@@ -194,7 +274,7 @@ class ToyRun(Run):
         cfg, state = self.cfg, self.state
         trainer = train_fused if self.backend == "fused" else train_reference  # looked up now: tests patch them
         end = min(state.epoch - state.epoch % cfg.log_every + cfg.log_every, cfg.epochs)
-        while state.epoch < end:  # engine calls of ~CALL_SECONDS each (see CallSizer)
+        while state.epoch < end and not self.must_stop():  # engine calls of ~CALL_SECONDS each (CallSizer)
             n = self.sizer.next(end - state.epoch)
             t_call, before = time.perf_counter(), state.epoch
             metrics = trainer(cfg, state, n)
@@ -213,7 +293,8 @@ class ToyRun(Run):
         return rows
 
     def log_line(self, rows: list, seconds: float) -> str:
-        vals = {k: statistics.median(float(r[k]) for r in rows) for k in METRIC_NAMES}
+        finite = [r for r in rows if all(math.isfinite(float(r[k])) for k in METRIC_NAMES)]
+        vals = {k: statistics.median(float(r[k]) for r in finite) if finite else math.nan for k in METRIC_NAMES}
         width = max(5, len(str(self.cfg.epochs)))
         t_mean, t_std = self.target_moments
         line = (f"epoch {self.epoch:>{width}}/{self.cfg.epochs}  D real {vals['d_loss_real']:.3f} "
@@ -221,8 +302,12 @@ class ToyRun(Run):
                 f"mean {vals['fake_mean']:.2f} std {vals['fake_std']:.2f}  "
                 f"(target {t_mean:.2f}, {t_std:.2f})")
         if len(rows) > 1:
-            line += f"  [median of {len(rows)} members]"
+            line += f"  [median of {len(finite)} members" + (f"; {len(rows) - len(finite)} diverged]"
+                                                             if len(finite) < len(rows) else "]")
         return line
+
+    def diverged(self) -> dict:
+        return {k: int(e) for k, e in enumerate(self.state.diverged.tolist()) if e >= 0}
 
     def state_dict(self) -> dict:
         return {"gan": {k: v.detach().cpu().clone() for k, v in self.state.tensors().items()},
@@ -234,21 +319,23 @@ class ToyRun(Run):
 
     # --- the end ------------------------------------------------------------------------
     def final_samples(self) -> tuple:
-        """(samples (FINAL_SAMPLES, dim) of the chosen member, member, per-member W1 or None)."""
+        """(samples (FINAL_SAMPLES, dim) of the chosen member, drawn as trained, member,
+        per-member W1 or None)."""
         cfg, state = self.cfg, self.state
-        noise = fixed_noise(cfg, FINAL_SAMPLES, FINAL_NOISE_SHIFT, self.device)
         best, member_w1 = 0, None
         if state.population > 1:
-            goal = target(cfg)
-            member_w1 = []
-            for k in range(state.population):
-                x = generate(cfg, state, k, noise[:SELECT_SAMPLES]).double().cpu().numpy()
-                w1 = report.distance_to_target(x, goal)["w1"]
-                w1 = sum(w1) / len(w1) if isinstance(w1, list) else w1
-                member_w1.append(w1 if w1 is not None and math.isfinite(w1) else math.inf)
+            member_w1 = score_members(cfg, state, self.options.quiet)
             best = min(range(len(member_w1)), key=lambda k: member_w1[k])
-        samples = generate(cfg, state, best, noise).double().cpu().numpy()
-        return samples, best, member_w1
+        samples = generate(cfg, state, FINAL_SAMPLES, FINAL_NOISE_SHIFT, member=best)
+        return samples.double().cpu().numpy(), best, member_w1
+
+    def eval_mode_figures(self, member: int) -> dict:
+        """W1, KS, mean and std of the member's G in eval mode (no dropout) on the same noise:
+        the figure beside the summary's when G has dropout (a G trained with dropout 0.5 looks
+        like a point mass without it)."""
+        x = generate(self.cfg, self.state, FINAL_SAMPLES, FINAL_NOISE_SHIFT, member=member, dropout=False)
+        d = report.distance_to_target(x.double().cpu().numpy(), target(self.cfg))
+        return {k: d.get(k) for k in ("w1", "ks", "mean", "std")}
 
     def weights(self, member: int) -> dict:
         """weights.pt: the member's G and D as module state_dicts, and the whole population."""
@@ -272,16 +359,24 @@ class ToyRun(Run):
             "epochs": state.epoch, "target_epochs": cfg.epochs, "population": state.population,
             "seed": cfg.seed, "wall_time_s": self.elapsed,
             "epochs_per_s": (state.epoch / self.elapsed) if self.elapsed > 0 else None,
-            "best_member": best, "interrupted": interrupted,
+            "best_member": best, "interrupted": interrupted, "resumed": self.source.get("resumed", []),
+            "sampling": sampling_note(cfg),
+            "diverged": bool(self.diverged()), "on_nan": self.on_nan,
+            "diverged_members": [{"member": k, "epoch": e} for k, e in sorted(self.diverged().items())],
         }
+        note = None
+        if best in self.diverged():
+            note = f"diverged at epoch {self.diverged()[best]}: no finite samples"
+        if cfg.g_spec.dropout > 0:
+            extra["eval_mode"] = self.eval_mode_figures(best)
         if member_w1 is not None:
-            extra["member_w1"] = member_w1
+            extra["member_w1"], extra["member_w1_samples"] = member_w1, select_samples(cfg)
         kw = dict(rows=self.rows, final_samples=samples, target=target(cfg), extra_summary=extra)
         if self.run_dir is None:
             return report.summarize(**kw)
-        summary = report.write_report(self.run_dir, frames=self.frames, plots=self.options.plots, **kw)
-        payload = self.weights(best)
+        payload = self.weights(best)  # first: the weights are what a Ctrl-C in the report must not cost
         atomic_write(self.run_dir / "weights.pt", lambda f: torch.save(payload, f), binary=True)
+        summary = report.write_report(self.run_dir, frames=self.frames, plots=self.options.plots, note=note, **kw)
 
         who = f"member {best} (best W1 of {state.population})" if state.population > 1 else "member 0"
         rate = extra["epochs_per_s"]
@@ -296,4 +391,11 @@ class ToyRun(Run):
             line += (f"  modes covered {summary['modes_covered']}/{summary['n_modes']}  "
                      f"high quality {_fmt(summary.get('high_quality'), '.3f')}")
         print(line, flush=True)
+        if extra["diverged"]:
+            who = ", ".join(f"member {d['member']} at epoch {d['epoch']}" for d in extra["diverged_members"])
+            print(f"diverged: {who} (NaN or infinite parameters or losses; frozen from then on)", flush=True)
+        if "eval_mode" in extra:
+            ev = extra["eval_mode"]
+            print(f"sampled as trained (G's dropout on); in eval mode: mean {_fmt(ev['mean'])} std {_fmt(ev['std'])}  "
+                  f"W1 {_fmt(ev['w1'], '.4f')}  KS {_fmt(ev['ks'], '.4f')}", flush=True)
         return summary

@@ -23,6 +23,7 @@ from ganfast.app import toy_run
 from ganfast.app.config import list_presets, load_config, load_preset
 from ganfast.app.run import read_checkpoint
 from ganfast.engine import METRIC_NAMES, train_fused
+from ganfast.random import FINAL_NOISE_SHIFT, FIXED_NOISE_SHIFT, derived_seed
 from ganfast.state import GanState
 
 STATE_FIELDS = ("g_params", "d_params", "g_opt", "d_opt", "offsets", "epochs", "seeds", "lrs")
@@ -173,6 +174,94 @@ def test_population_picks_a_best_member(tmp_path, capsys):
     assert torch.equal(weights["generator"]["params"], state.g_params[summary["best_member"]])
     stdout = capsys.readouterr().out
     assert "[median of 3 members]" in stdout and f"member {summary['best_member']} (best" in stdout
+
+
+# --- what the summary describes: G as it was trained -------------------------------------------
+
+def _final_samples(cfg, state, member, *, dropout):
+    x = ganfast.sample(cfg, state, toy_run.FINAL_SAMPLES, member=member, dropout=dropout,
+                       noise_seed=derived_seed(cfg.seed, FINAL_NOISE_SHIFT))
+    return ganfast.metrics.distances(x, cfg)
+
+
+def test_summary_samples_g_as_trained_with_its_dropout(tmp_path, capsys):
+    """vanilla's G has dropout 0.5: the summary's figures are those of ganfast.sample with
+    training-mode dropout on the final-noise stream, the eval-mode figures beside them, and the
+    animation's frames are drawn the same way. (Before: everything in eval mode, where this G
+    looks like a point mass: the eval std is a fraction of the train-mode one.)"""
+    config = write_config(tmp_path / "c.yaml", "vanilla", epochs=40, log_every=20)
+    out = tmp_path / "out"
+    assert train_cli.main(["--config", str(config), "--out", str(out), "--no-plots"]) == 0
+    run = run_dir_of(out)
+    summary = json.loads((run / "summary.json").read_text())
+    state, cfg_dict, extra = checkpoint_state(run)
+    cfg = load_config(cfg_dict)
+    train, ev = (_final_samples(cfg, state, 0, dropout=d) for d in (True, False))
+    for key in ("w1", "ks", "mean", "std"):
+        assert summary[key] == pytest.approx(float(train[key].reshape(-1)[0]), rel=1e-9, abs=1e-12), key
+    assert summary["sampling"] == "train-mode dropout (p=0.5), as trained"
+    for key in ("w1", "ks", "mean", "std"):
+        assert summary["eval_mode"][key] == pytest.approx(float(ev[key].reshape(-1)[0]), rel=1e-9, abs=1e-12), key
+    assert summary["std"] != pytest.approx(summary["eval_mode"]["std"], rel=0.05)
+    frame = ganfast.sample(cfg, state, toy_run.FRAME_SAMPLES, member=0,
+                           noise_seed=derived_seed(cfg.seed, FIXED_NOISE_SHIFT))
+    assert extra["frames"][-1]["epoch"] == 40
+    assert torch.equal(torch.tensor(extra["frames"][-1]["samples"], dtype=frame.dtype), frame.reshape(-1))
+    assert "in eval mode: mean" in capsys.readouterr().out
+
+
+def test_summary_of_g_without_dropout_has_no_eval_mode_figures(tmp_path):
+    config = write_config(tmp_path / "c.yaml", epochs=4, log_every=2)
+    out = tmp_path / "out"
+    assert train_cli.main(["--config", str(config), "--out", str(out), "--no-plots"]) == 0
+    summary = json.loads((run_dir_of(out) / "summary.json").read_text())
+    assert summary["sampling"] == "G has no dropout" and "eval_mode" not in summary
+
+
+def test_members_are_scored_in_chunks_as_trained(tmp_path, monkeypatch):
+    """Picking the best member scores members in chunks of SELECT_VALUES sample values: uneven
+    chunks (3 members of 20,000 samples, then 2) give each member's own W1 of its samples drawn
+    as trained, and the best is the smallest."""
+    cfg = load_preset("vanilla").replace({"population": 5, "batch_size": 64})
+    state = ganfast.init_state(cfg)
+    monkeypatch.setattr(toy_run, "SELECT_VALUES", 3 * toy_run.SELECT_SAMPLES)
+    calls = []
+    real = toy_run.generate
+    monkeypatch.setattr(toy_run, "generate", lambda cfg, part, *a, **k: calls.append(part.population) or real(cfg, part, *a, **k))
+    scores = toy_run.score_members(cfg, state, quiet=True)
+    assert calls == [3, 2]
+    for k in range(5):
+        x = ganfast.sample(cfg, state, toy_run.SELECT_SAMPLES, member=k,
+                           noise_seed=derived_seed(cfg.seed, FINAL_NOISE_SHIFT))
+        assert scores[k] == pytest.approx(float(ganfast.metrics.distances(x, cfg)["w1"].mean()), rel=1e-12)
+    assert len(set(scores)) == 5
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_scoring_members_shows_a_bar_when_it_takes_long(monkeypatch, quiet):
+    """tqdm's bar on a terminal's stderr once scoring has taken a second (delay=1), never
+    with --quiet: here 3 chunks of one member, each made to take 0.6 s."""
+    import io
+    import time
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(toy_run, "SELECT_VALUES", toy_run.SELECT_SAMPLES)
+    real = toy_run.generate
+    monkeypatch.setattr(toy_run, "generate", lambda *a, **k: time.sleep(0.6) or real(*a, **k))
+    cfg = load_preset("devnag").replace({"population": 3})
+    assert len(toy_run.score_members(cfg, ganfast.init_state(cfg), quiet=quiet)) == 3
+    assert ("scoring members" in err.getvalue()) != quiet
+
+
+def test_a_huge_population_is_scored_on_fewer_samples_each():
+    cfg = load_preset("devnag")
+    counts = [toy_run.select_samples(cfg.replace(population=p)) for p in (1, 10_000, 20_000, 100_000, 10**6)]
+    assert counts == [20_000, 20_000, 10_000, 2_000, 2_000]
 
 
 # --- bad inputs ----------------------------------------------------------------------------

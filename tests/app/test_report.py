@@ -135,6 +135,35 @@ def test_animation_thins_frames(tmp_path):
         assert im.n_frames == 6 and im.size == (432, 288)
 
 
+@pytest.mark.parametrize("dim", [1, 2])
+def test_animation_blitting_draws_what_a_whole_draw_draws(dim):
+    """Each blitted frame against the same frame drawn whole: the moving artists (histogram or
+    scatter, D's curve, the title) change from frame to frame, the still ones stay in place and
+    in their z-order. They may differ only where the histogram reaches under the legend (pasted
+    from the still figure, so nothing shows through its 80%-opaque box) and the axes' top edge:
+    < 1% of the pixels (measured: at most 0.4% in 1-D, 0.15% in 2-D); a background not restored
+    fails it by far."""
+    from ganfast.app.report import _animation_images, _parse_target
+
+    rng = np.random.default_rng(8)
+    grid = np.linspace(-6, 9, 50)
+    if dim == 1:
+        frames = [{"epoch": 100 * e, "samples": np.r_[rng.normal(e - 3.0, 0.6, 200), rng.normal(6.5 + e / 3, 0.3, 600)], "grid": grid,
+                   "d_grid": 1 / (1 + np.exp(-grid / e))} for e in range(1, 6)]
+    else:
+        frames = [{"epoch": 100 * e, "samples": _ring_samples(rng, range(e), 800) * (0.6 + e / 10)}
+                  for e in range(1, 6)]
+    t = _parse_target(NORMAL if dim == 1 else RING)
+    blitted, whole = _animation_images(frames, t), _animation_images(frames, t, blit=False)
+    assert len(blitted) == len(whole) == 5
+    for a, b in zip(blitted, whole):
+        differ = np.any(a != b, axis=-1)
+        assert differ.mean() < 0.01, differ.mean()
+    # frames differ from each other (the moving artists move), as they do when drawn whole
+    for i in range(1, 5):
+        assert np.any(blitted[i] != blitted[i - 1], axis=-1).mean() > 0.002
+
+
 def _rows(members=2, epochs=5):
     rng = np.random.default_rng(6)
     return [
