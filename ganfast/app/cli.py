@@ -37,7 +37,7 @@ from ganfast.app.config import PRESET_DIR, ConfigError, TrainConfig, list_preset
 from ganfast.app.image_run import ImageRun
 from ganfast.app.files import remove_stale_temps
 from ganfast.app.run import (CHECKPOINT, DEFAULT_OUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ON_NAN, PROG, Options,
-                             Run, RunError, execute, read_checkpoint, resume_config, write_config)
+                             Run, RunError, execute, read_checkpoint, resume_config, write_resumed_config)
 from ganfast.app.toy_run import ToyRun
 
 DEFAULT_PRESET = "devnag"
@@ -197,12 +197,7 @@ def _resume(args, options: Options) -> Run:
     for path in remove_stale_temps(run_dir):
         print(f"removed {path}, the temporary file of a write that was killed")
     if rewrite:  # now that the run could be set up: a failed resume changes nothing
-        if not (run_dir / "config.yaml").is_file():
-            print(f"{run_dir / 'config.yaml'} was missing: written again from the checkpoint's config")
-        try:
-            write_config(run_dir, cfg)
-        except OSError as e:
-            raise RunError(f"cannot write {run_dir / 'config.yaml'}: {e.strerror or e}") from None
+        write_resumed_config(run_dir, cfg)
     return run
 
 

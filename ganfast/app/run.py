@@ -174,6 +174,18 @@ def resume_config(trained: TrainConfig, run_dir: Path, epoch: int, overrides: di
     return cfg, changes, missing or cfg != edited
 
 
+def write_resumed_config(run_dir: Path, cfg: TrainConfig) -> None:
+    """config.yaml of a resumed run (resume_config said `rewrite`), written once the run could be
+    set up, so that a failed resume changes nothing."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        print(f"{path} was missing: written again from the checkpoint's config")
+    try:
+        write_config(run_dir, cfg)
+    except OSError as e:
+        raise RunError(f"cannot write {path}: {e.strerror or e}") from None
+
+
 def resume_line(run_dir: Path, epoch: int, cfg: TrainConfig, source: dict) -> str:
     """'resuming RUN at epoch E of N' and the changes resume_config allowed, if any."""
     resumed = source.get("resumed") or [{}]

@@ -24,7 +24,8 @@ import torch
 
 from ganfast.app.cli import DEFAULT_PRESET, check_device, set_threads
 from ganfast.app.config import ConfigError, load_config, load_preset, preset_path
-from ganfast.app.run import DEFAULT_OUT, EXIT_USAGE, Options, RunError, execute, read_checkpoint, resume_config
+from ganfast.app.run import (DEFAULT_OUT, EXIT_USAGE, Options, RunError, execute, read_checkpoint, resume_config,
+                             write_resumed_config)
 from ganfast.app.sweep import dist
 from ganfast.app.sweep.pbt import PbtOptions
 from ganfast.app.sweep.run import PROG, Plan, SweepRun
@@ -142,9 +143,16 @@ def _setup(args, comm: dist.Comm) -> SweepRun:
         except (KeyError, TypeError, ValueError) as e:
             raise RunError(f"--resume: {run_dir / 'checkpoint.pt'} is not a complete sweep checkpoint "
                            f"({type(e).__name__}: {e})") from None
-        cfg = resume_config(cfg, epoch, args.epochs, run_dir) if comm.is_main else \
-            (cfg.replace(epochs=args.epochs) if args.epochs is not None else cfg)
-        return SweepRun.resume(payload, cfg, run_dir, options, comm)
+        overrides = {"epochs": args.epochs} if args.epochs is not None else {}
+        rewrite = False
+        if comm.is_main:  # config.yaml's edits checked against the checkpoint's config, as a run's
+            cfg, _, rewrite = resume_config(cfg, run_dir, epoch, overrides)
+        elif overrides:
+            cfg = cfg.replace(overrides)
+        run = SweepRun.resume(payload, cfg, run_dir, options, comm)
+        if rewrite:
+            write_resumed_config(run_dir, cfg)
+        return run
     if args.config is not None:
         cfg, source = load_config(args.config), {"preset": None, "config": str(args.config)}
     else:

@@ -279,10 +279,10 @@ class SweepRun(Run):
     def checkpoint(self, snap: tuple | None = None) -> None:
         if self.run_dir is None or (self.interrupted and self.comm.distributed):
             return  # under torchrun a rank may be inside an exchange: the last checkpoint stands
-        state, rows, elapsed = snap or self.snapshot()
+        state, rows, elapsed, epoch = snap or self.snapshot()
         whole = self.whole_states(state["states"])
         if self.comm.is_main:
-            super().checkpoint(({**state, "states": whole}, rows, elapsed))
+            super().checkpoint(({**state, "states": whole}, rows, elapsed, epoch))
 
     def train(self) -> bool:
         self.interrupted = super().train()
