@@ -152,3 +152,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def assert_drawn(path) -> None:
+    """The image (PNG, or every frame of a GIF) decodes and is not one flat colour: a plot that
+    was drawn, not an empty file or a blank canvas."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as im:
+        for frame in ImageSequence.Iterator(im):
+            extrema = frame.convert("RGB").getextrema()
+            assert any(lo != hi for lo, hi in extrema), f"{path}: a blank image"

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import assert_drawn
 from ganfast.app import image_report, report
 
 
@@ -69,7 +70,8 @@ def test_write_image_report(tmp_path):
     assert out["name"] == "x"
     assert json.loads((tmp_path / "summary.json").read_text()) == {"name": "x", "v": None}
     assert (tmp_path / "metrics.csv").read_text().splitlines()[0] == "epoch,iteration,d_loss_real,d_loss_fake,g_loss,d_real,d_fake"
-    assert (tmp_path / "losses.png").stat().st_size > 0 and (tmp_path / "training.gif").stat().st_size > 0
+    assert_drawn(tmp_path / "losses.png")
+    assert_drawn(tmp_path / "training.gif")
     plain = tmp_path / "noplots"
     image_report.write_image_report(plain, rows=rows, grids=grids, summary={}, plots=False)
     assert sorted(p.name for p in plain.iterdir()) == ["metrics.csv", "summary.json"]
