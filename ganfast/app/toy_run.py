@@ -158,9 +158,12 @@ def check_state(state: GanState, cfg: TrainConfig) -> None:
         raise ValueError("the members are at different epochs")
 
 
-def _as_list(x: torch.Tensor) -> list:
+def _frame_values(x: torch.Tensor) -> torch.Tensor:
+    """A frame's values as a CPU tensor ((M,) for one column): checkpoints pickle it as one
+    storage, where a list of 2,000 floats per frame was 100,000 Python objects per save (0.1 s
+    each in the default run)."""
     x = x.detach().cpu()
-    return (x.reshape(-1) if x.dim() == 2 and x.shape[1] == 1 else x).tolist()
+    return (x.reshape(-1) if x.dim() == 2 and x.shape[1] == 1 else x).clone()
 
 
 class Framer:
@@ -178,12 +181,12 @@ class Framer:
     @torch.no_grad()
     def __call__(self, state: GanState) -> dict:
         x = generate(self.cfg, state, FRAME_SAMPLES, FIXED_NOISE_SHIFT, member=0)
-        frame = {"epoch": state.epoch, "samples": _as_list(x), "grid": None, "d_grid": None}
+        frame = {"epoch": state.epoch, "samples": _frame_values(x), "grid": None, "d_grid": None}
         if int(state.diverged[0]) >= 0:
             frame["note"] = f"diverged at epoch {int(state.diverged[0])}: no finite samples"
         if self.grid is not None:
             d = functional.mlp(self.grid, state.d_params[0], self.cfg.d_spec, train=False, backend="auto")
-            frame["grid"], frame["d_grid"] = _as_list(self.grid), _as_list(d)
+            frame["grid"], frame["d_grid"] = _frame_values(self.grid), _frame_values(d)
         return frame
 
 
