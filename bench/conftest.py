@@ -139,6 +139,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             verdict = "met" if ratio >= TARGET_SPEEDUP else "MISSED"
             line += f"   [target >= {TARGET_SPEEDUP:.0f}x: {verdict}]"
         tr.write_line(line)
+    session = getattr(config, "_benchmarksession", None)
+    for bench in getattr(session, "benchmarks", []) or []:  # bench_train.bench_thread_scaling
+        info = bench.extra_info or {}
+        if "median_ratio" in info:
+            tr.write_line(f"{bench.group}: P{info['population']}: 2 threads / 1 thread = {info['median_ratio']:4.2f}x"
+                          f" (median of {len(info['ratios'])} interleaved rounds; range {min(info['ratios']):.2f}-"
+                          f"{max(info['ratios']):.2f})")
     one, two = groups.get("population threads=1", {}), groups.get("population threads=2", {})
     for backend in sorted(set(one) & set(two), key=lambda b: int(b.rsplit("P", 1)[-1])):
         gans = int(backend.rsplit("P", 1)[-1]) * POPULATION_EPOCHS  # bench_train.bench_population
