@@ -383,6 +383,31 @@ def test_resume_is_bit_identical(tmp_path, full_run, capsys):
 
 
 @requires_ext
+def test_resume_reads_frames_saved_as_lists(tmp_path, full_run):
+    """Checkpoints of the previous release hold the animation frames as lists of floats (now
+    tensors): such a run still resumes, and the GIF is drawn from both kinds of frames."""
+    config, full = full_run
+    out = tmp_path / "out"
+    assert train_cli.main(["--config", str(config), "--out", str(out), "--epochs", "40", "--backend", "fused",
+                           "--no-plots", "--quiet"]) == 0
+    run = run_dir_of(out)
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    for frame in payload["state"]["frames"]:
+        for key in ("samples", "grid", "d_grid"):
+            if isinstance(frame[key], torch.Tensor):
+                frame[key] = frame[key].tolist()
+    torch.save(payload, run / "checkpoint.pt")
+    assert train_cli.main(["--resume", str(run), "--epochs", "60", "--backend", "fused", "--quiet"]) == 0
+    _, _, extra = checkpoint_state(run)
+    kinds = [type(f["samples"]) for f in extra["frames"]]
+    assert kinds == [list, list, torch.Tensor]  # log_every 20: two old frames, one new
+    assert_drawn(run / "training.gif")
+    full_frames = checkpoint_state(full)[2]["frames"]
+    for old, new in zip(extra["frames"], full_frames):
+        assert torch.equal(torch.as_tensor(old["samples"], dtype=new["samples"].dtype), new["samples"])
+
+
+@requires_ext
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, full_run, monkeypatch, capsys):
     config, full = full_run
 
