@@ -19,7 +19,7 @@ import torch
 import yaml
 
 import ganfast
-from conftest import read_csv, requires_ext, run_dir_of
+from conftest import assert_drawn, read_csv, requires_ext, run_dir_of
 from ganfast.app.config import ConfigError, load_preset
 from ganfast.app.run import read_checkpoint
 from ganfast.app.sweep import cli, pbt, scoring
@@ -122,6 +122,8 @@ def test_the_folder_has_members_trajectories_summary_plots_and_report(grid_sweep
     assert {"config.yaml", "checkpoint.pt", "members.csv", "trajectories.csv", "summary.json", "population.pt",
             "report.md", "w1_ecdf.png", "w1_over_epochs.png", "rate_heatmap.png", "member_best.png",
             "member_median.png", "member_worst.png"} <= names
+    for name in sorted(n for n in names if n.endswith(".png")):
+        assert_drawn(folder / name)
     assert not any(n.endswith(".tmp") for n in names)
     rows = read_csv(folder / "members.csv")
     assert len(rows) == 12
