@@ -150,7 +150,9 @@ def bench_thread_scaling(benchmark, devnag, require_fused, population):
     try:
         train_fused(cfg, state, 1)
         benchmark.group = "population thread scaling (interleaved)"
-        benchmark.extra_info.update(backend=f"scaling_P{population}", population=population, epochs=epochs)
+        # no "backend": this is not one side of a comparison, so bench/conftest.py's table of
+        # medians leaves it out (a round's time mixes both thread counts); its line prints the ratio
+        benchmark.extra_info.update(population=population, epochs=epochs)
         benchmark.pedantic(one_round, rounds=7, iterations=1)
     finally:
         torch.set_num_threads(before)

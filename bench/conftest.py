@@ -101,12 +101,19 @@ def _medians(config):
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     groups = _medians(config)
-    if not groups:
+    session = getattr(config, "_benchmarksession", None)
+    scaling = [b.extra_info for b in getattr(session, "benchmarks", None) or []
+               if "median_ratio" in (b.extra_info or {})]  # bench_train.bench_thread_scaling
+    if not groups and not scaling:
         return
     tr = terminalreporter
     tr.write_sep("-", "fused vs reference: ratio of medians (single-threaded torch)")
     tr.write_line(machine_line())
-    width = max(len(g) for g in groups)
+    for info in scaling:
+        tr.write_line(f"population thread scaling (interleaved) P{info['population']}: 2 threads / 1 thread = "
+                      f"{info['median_ratio']:4.2f}x (median of {len(info['ratios'])} rounds; range "
+                      f"{min(info['ratios']):.2f}-{max(info['ratios']):.2f})")
+    width = max((len(g) for g in groups), default=0)
     for group in sorted(groups):
         times = groups[group]
         ref, fused = times.get("reference"), times.get("fused")
@@ -139,13 +146,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             verdict = "met" if ratio >= TARGET_SPEEDUP else "MISSED"
             line += f"   [target >= {TARGET_SPEEDUP:.0f}x: {verdict}]"
         tr.write_line(line)
-    session = getattr(config, "_benchmarksession", None)
-    for bench in getattr(session, "benchmarks", []) or []:  # bench_train.bench_thread_scaling
-        info = bench.extra_info or {}
-        if "median_ratio" in info:
-            tr.write_line(f"{bench.group}: P{info['population']}: 2 threads / 1 thread = {info['median_ratio']:4.2f}x"
-                          f" (median of {len(info['ratios'])} interleaved rounds; range {min(info['ratios']):.2f}-"
-                          f"{max(info['ratios']):.2f})")
     one, two = groups.get("population threads=1", {}), groups.get("population threads=2", {})
     for backend in sorted(set(one) & set(two), key=lambda b: int(b.rsplit("P", 1)[-1])):
         gans = int(backend.rsplit("P", 1)[-1]) * POPULATION_EPOCHS  # bench_train.bench_population
