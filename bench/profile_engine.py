@@ -69,7 +69,8 @@ def main() -> int:
                               os.path.abspath(__file__), preset, str(epochs)],
                              env={**os.environ, CHILD: "1"}, capture_output=True, text=True)
         if rec.returncode != 0:
-            print(f"perf record failed: {rec.stderr.strip().splitlines()[-1:]}")
+            last = (rec.stderr.strip().splitlines() or ["no message"])[-1]
+            print(f"perf record failed: {last}")
             return 1
         rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--dsos", "_C.so", "--percentage",
                               "relative", "--sort", "symbol", "--stdio"], capture_output=True, text=True)
