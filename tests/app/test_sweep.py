@@ -149,8 +149,11 @@ def test_summary_states_rates_with_wilson_intervals(grid_sweep):
         assert cell["converged"]["ci95"] == pytest.approx(list(scoring.wilson(k, 3)))
         w1 = sorted(float(r["w1"]) for r in mine)
         assert cell["w1_median"] == w1[1] and cell["w1_p90"] == w1[1] and cell["w1_p10"] == w1[0]
+    isa = ganfast.info()["cpu_isa"]
+    assert summary["kernels"] == [isa]  # builds agree to rounding only: the figures depend on it
     report = (folder / "report.md").read_text()
     assert "**Converged:" in report and "| optimizer_d.lr=3e-3, batch_size=64 |" in report
+    assert f"1 rank(s), kernels {isa})" in report
     assert "![Convergence rate](rate_heatmap.png)" in report
 
 
@@ -404,6 +407,23 @@ def test_resume_takes_no_plan_flags(tmp_path, capsys):
 
 # --- two ranks --------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("builds, fix", [
+    (["avx512", "avx2"], "GANFAST_CPU_ISA=avx2 on every rank"),
+    (["avx2", "avx2", "baseline", "avx512"], "GANFAST_CPU_ISA=baseline on every rank"),
+    (["cuda NVIDIA H200", "cuda NVIDIA A100"], None),
+])
+def test_ranks_on_different_kernel_builds_are_named_in_one_warning(builds, fix):
+    note = sweep_run.mixed_builds_note(builds)
+    assert note.startswith("warning: the ranks run different kernel builds (rank 0: ") and "\n" not in note
+    assert f"rank {len(builds) - 1}: {builds[-1]})" in note and "not bitwise" in note
+    assert (fix in note) if fix else ("GANFAST_CPU_ISA" not in note)
+
+
+@pytest.mark.parametrize("builds", [["avx2"], ["avx512"] * 3, ["cuda NVIDIA H200"] * 2])
+def test_ranks_on_one_kernel_build_get_no_warning(builds):
+    assert sweep_run.mixed_builds_note(builds) is None
+
+
 def test_two_ranks_give_bitwise_the_same_folder_as_one(tmp_path):
     """torchrun with 2 processes on localhost (gloo) against the in-process run: members.csv,
     trajectories.csv and the PBT copies (which move weights between the ranks) are identical."""
@@ -420,5 +440,7 @@ def test_two_ranks_give_bitwise_the_same_folder_as_one(tmp_path):
     one, two = run_dir_of(tmp_path / "one"), run_dir_of(tmp_path / "two")
     for name in ("members.csv", "trajectories.csv", "pbt_events.csv"):
         assert read_csv(two / name) == read_csv(one / name), name
-    assert json.loads((two / "summary.json").read_text())["ranks"] == 2
+    summary = json.loads((two / "summary.json").read_text())
+    assert summary["ranks"] == 2 and summary["kernels"] == [ganfast.info()["cpu_isa"]] * 2
+    assert "warning" not in proc.stdout + proc.stderr
     assert len(read_csv(one / "pbt_events.csv")) == 2  # 1 of 6 per group, at epoch 10: weights crossed ranks

@@ -32,7 +32,8 @@ def lines(run, summary: dict, images: dict) -> list:
         f"diverged: {summary['diverged']}."
         + (f" Every mode covered (>= 1% of the samples within 3 stds): {_pct(summary['all_modes'])}."
            if summary.get("all_modes") else ""), "",
-        f"Wall time {summary['wall_time_s']:.1f} s ({summary['threads']} thread(s), {summary['ranks']} rank(s)), "
+        f"Wall time {summary['wall_time_s']:.1f} s ({summary['threads']} thread(s), {summary['ranks']} rank(s), "
+        f"kernels {'/'.join(dict.fromkeys(summary.get('kernels') or ['?']))}), "
         f"training {summary['train_time_s']:.1f} s, "
         + (f"{summary['gan_epochs_per_s']:,.0f} GAN-epochs/s; " if summary.get("gan_epochs_per_s") else "")
         + (f"the sweep's own overhead (scoring, PBT, files, plots) {100 * summary['overhead_share']:.1f}% "

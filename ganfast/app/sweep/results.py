@@ -194,6 +194,7 @@ def finish_sweep(run, states: list, interrupted: bool) -> dict:
         "score_time_s": run.timers["score"], "pbt_time_s": run.timers["pbt"], "report_time_s": None,
         "overhead_share": None, "gan_epochs": gan_epochs, "gan_epochs_per_s": None,
         "threads": torch.get_num_threads(), "ranks": run.comm.world, "device": str(run.device),
+        "kernels": run.kernels,
         "pbt": dict(run.plan.to_dict()["pbt"], copies=len(run.events)) if plan.pbt else None,
         "per_cell": cells,
     }

@@ -79,6 +79,33 @@ class Plan:
                 raise RunError(str(e)) from None
 
 
+def kernel_build(device: torch.device) -> str:
+    """What trains this rank's members: the CPU kernels' instruction set, or the GPU's name."""
+    if device.type == "cuda":
+        return f"cuda {torch.cuda.get_device_name(device)}"
+    from ganfast import _ext
+
+    return _ext.info()["cpu_isa"] or "fallback"
+
+
+def mixed_builds_note(builds: list) -> str | None:
+    """One warning line when the ranks run different kernel builds, else None. The builds agree to
+    rounding, not bitwise (FMA and the vector width order the sums differently), and a GAN's
+    training amplifies rounding: such a sweep's members differ from a one-rank sweep's."""
+    if len(set(builds)) <= 1:
+        return None
+    ranks = ", ".join(f"rank {r}: {b}" for r, b in enumerate(builds))
+    cpu = [b for b in builds if b in ISA_ORDER]
+    fix = (f"; GANFAST_CPU_ISA={min(cpu, key=ISA_ORDER.index)} on every rank makes them bitwise"
+           if len(cpu) == len(builds) else "")
+    return (f"warning: the ranks run different kernel builds ({ranks}): members agree with a one-rank "
+            f"sweep to rounding, not bitwise{fix}")
+
+
+#: The CPU builds, each runnable wherever the next one is.
+ISA_ORDER = ("baseline", "avx2", "avx512")
+
+
 class SweepRun(Run):
     """The members of one rank (a GanState per engine group), and the whole history."""
 
@@ -104,6 +131,11 @@ class SweepRun(Run):
         self.sizers = [CallSizer() for _ in self.groups]
         self.checkpoint_every = 1 if comm.distributed else 10
         self.interrupted = False
+        # Every rank's kernel build, in rank order (a collective: every rank constructs its run).
+        self.kernels = comm.all_gather(kernel_build(self.device))
+        note = mixed_builds_note(self.kernels)
+        if note:
+            self.say(note)
 
     # --- starting ---------------------------------------------------------------------
     @classmethod
