@@ -294,6 +294,28 @@ def test_a_diverging_cell_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert summary["per_cell"][1]["w1_median"] is None  # +inf: a diverged member is the worst
 
 
+# --- targets of several modes ------------------------------------------------------------------
+
+def test_mode_coverage_counts_only_the_members_whose_target_has_modes(tmp_path):
+    """A grid that crosses a normal with a mixture: the normal's members have no modes to cover,
+    so the rate is over the mixture's members alone (they once counted as 'not covered')."""
+    config = tiny_config(tmp_path / "tiny.yaml", "gaussian")
+    code, folder = sweep(tmp_path, "--seeds", "3", "--epochs", "20", "--eval-every", "10", "--eval-samples", "64",
+                         "--final-samples", "500", "--grid",
+                         "data={kind: normal, mean: [0.0], std: [1.0]},{kind: mixture, centers: [[-2.0], [2.0]], std: [0.5]}",
+                         config=config)
+    assert code == 0
+    rows = read_csv(folder / "members.csv")
+    normal, mixture = rows[:3], rows[3:]
+    assert all(r["modes_covered"] == "" and r["n_modes"] == "" for r in normal)
+    assert all(r["n_modes"] == "2" and r["modes_covered"] in ("0", "1", "2") for r in mixture)
+    covered = sum(r["modes_covered"] == "2" for r in mixture)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (summary["all_modes"]["k"], summary["all_modes"]["n"]) == (covered, 3)
+    assert summary["per_cell"][0]["all_modes"] is None
+    assert (summary["per_cell"][1]["all_modes"]["k"], summary["per_cell"][1]["all_modes"]["n"]) == (covered, 3)
+
+
 # --- PBT -------------------------------------------------------------------------------------------
 
 def _groups(seeds=8, *flags):

@@ -30,7 +30,8 @@ def lines(run, summary: dict, images: dict) -> list:
         f"*moments*: mean and std within {summary['moment_tolerance']:g} of the target's.", "",
         f"**Converged: {_pct(summary['converged'])}**; moments: {_pct(summary['moments_ok'])}; "
         f"diverged: {summary['diverged']}."
-        + (f" Every mode covered (>= 1% of the samples within 3 stds): {_pct(summary['all_modes'])}."
+        + (f" Every mode covered (>= 1% of the samples within 3 stds; members whose target has several "
+           f"modes): {_pct(summary['all_modes'])}."
            if summary.get("all_modes") else ""), "",
         f"Wall time {summary['wall_time_s']:.1f} s ({summary['threads']} thread(s), {summary['ranks']} rank(s), "
         f"kernels {'/'.join(dict.fromkeys(summary.get('kernels') or ['?']))}), "

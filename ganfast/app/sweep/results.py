@@ -116,8 +116,9 @@ def cell_summaries(run, per: dict) -> list:
             "epoch_converged_median": float(reached.median()) if reached.numel() else None,
             "diverged": int((per["diverged"][sel] >= 0).sum()),
         })
-        if "all_modes" in per:
-            out[-1]["all_modes"] = rate(per["all_modes"][sel])
+        if "all_modes" in per:  # over the cell's members whose target has modes (None: none has)
+            sel = sel & per["has_modes"]
+            out[-1]["all_modes"] = rate(per["all_modes"][sel]) if sel.any() else None
     return out
 
 
@@ -125,21 +126,24 @@ def add_modes(run, states: list, rows: list, per: dict) -> None:
     """For targets of several modes (the 8-ring), each member's final samples against the modes
     (ganfast.app.report.distance_to_target: a mode is covered when >= 1% of the samples lie within
     3 stds of it; high_quality is the share within 3 stds of some mode): columns modes_covered,
-    n_modes, high_quality, and per["all_modes"]. A loop over members, at the end only."""
+    n_modes, high_quality, and per["all_modes"] with per["has_modes"], the members it applies to
+    (a grid may cross a one-mode target with one of several). A loop over members, at the end only."""
     if not run.history or all(len(g.spec.data.centers) < 2 for g in run.groups):
         return
     last = run.history[-1]
     all_modes = torch.zeros(run.n_members, dtype=torch.bool)
+    has_modes = torch.zeros(run.n_members, dtype=torch.bool)
     for g, group in enumerate(run.groups):
         if len(group.spec.data.centers) < 2:
             continue
+        has_modes[list(group.members)] = True
         x = ganfast.sample(group.spec, states[g], int(last["samples"]), noise_seed=int(last["noise_seed"]))
         x = x.double().cpu().numpy()
         for k, m in enumerate(group.members):
             d = report.distance_to_target(x[k], target(run.cells[m // run.plan.seeds].config))
             rows[m].update(modes_covered=d["modes_covered"], n_modes=d["n_modes"], high_quality=_num(d["high_quality"]))
             all_modes[m] = d["modes_covered"] == d["n_modes"]
-    per["all_modes"] = all_modes
+    per["all_modes"], per["has_modes"] = all_modes, has_modes
 
 
 def trajectory_rows(run) -> list:
@@ -189,7 +193,7 @@ def finish_sweep(run, states: list, interrupted: bool) -> dict:
         "w1_threshold": plan.w1, "moment_tolerance": scoring.MOMENT_TOLERANCE,
         "converged": rate(per["converged"]), "moments_ok": rate(per["moments_ok"]),
         "diverged": int((per["diverged"] >= 0).sum()),
-        "all_modes": rate(per["all_modes"]) if "all_modes" in per else None,
+        "all_modes": rate(per["all_modes"][per["has_modes"]]) if "all_modes" in per else None,
         "wall_time_s": None, "train_time_s": train_s, "init_time_s": run.timers["init"],
         "score_time_s": run.timers["score"], "pbt_time_s": run.timers["pbt"], "report_time_s": None,
         "overhead_share": None, "gan_epochs": gan_epochs, "gan_epochs_per_s": None,
