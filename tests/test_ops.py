@@ -687,8 +687,9 @@ def test_spec_takes_any_integer_width():
 
 @requires_ext
 def test_the_forced_cpu_isa_is_the_one_running():
-    """CI runs the op and engine tests once more with GANFAST_CPU_ISA=baseline (.ci/run): that
-    run must really be on the baseline kernels, not quietly on the AVX2 ones."""
+    """tests/test_fastpath.py runs the op and engine tests once more under every other build
+    (GANFAST_CPU_ISA=baseline, ...): such a run must really be on the forced kernels, not quietly
+    on the AVX2 ones."""
     from ganfast import _ext
 
     forced = os.environ.get("GANFAST_CPU_ISA")
