@@ -268,6 +268,27 @@ def test_resume_extends_with_epochs(tmp_path):
     assert sorted({int(r["epoch"]) for r in read_csv(folder / "trajectories.csv")}) == [10, 20]
 
 
+def test_resuming_on_other_kernels_says_so(tmp_path, capsys):
+    """A sweep checkpointed on one CPU build and continued on another is no longer bitwise an
+    uninterrupted sweep: the resume says so in one line; on the same build it says nothing."""
+    code, folder = sweep(tmp_path, "--seeds", "2", "--epochs", "10", "--eval-every", "10", "--eval-samples", "64",
+                         "--final-samples", "64")
+    assert code == 0
+    isa = ganfast.info()["cpu_isa"]
+    assert torch.load(folder / "checkpoint.pt", weights_only=True)["state"]["kernels"] == [isa]
+    capsys.readouterr()
+    assert cli.main(["--resume", str(folder), "--epochs", "20", "--quiet", "--no-plots"]) == 0
+    assert "warning" not in capsys.readouterr().out
+    payload = torch.load(folder / "checkpoint.pt", weights_only=True)
+    other = "baseline" if isa != "baseline" else "avx2"
+    payload["state"]["kernels"] = [other]
+    torch.save(payload, folder / "checkpoint.pt")
+    assert cli.main(["--resume", str(folder), "--epochs", "30", "--quiet", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: this sweep trained on {other} kernels and continues on {isa}: " in out
+    assert out.count("warning") == 1
+
+
 def test_a_train_checkpoint_is_not_a_sweep_and_back(tmp_path, capsys):
     code, folder = sweep(tmp_path, "--seeds", "1", "--epochs", "2", "--eval-every", "2", "--eval-samples", "16",
                          "--final-samples", "16")

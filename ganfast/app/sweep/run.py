@@ -102,6 +102,11 @@ def mixed_builds_note(builds: list) -> str | None:
             f"sweep to rounding, not bitwise{fix}")
 
 
+def _builds(builds: list) -> str:
+    """'avx2' or 'avx2/avx512': the distinct builds, in first-seen order."""
+    return "/".join(dict.fromkeys(builds))
+
+
 #: The CPU builds, each runnable wherever the next one is.
 ISA_ORDER = ("baseline", "avx2", "avx512")
 
@@ -169,6 +174,10 @@ class SweepRun(Run):
                   history=saved["history"], events=saved["events"], timers=saved["timers"])
         run.states = [grouping.select(s, pos).to(options.device) for s, pos in zip(whole, run.positions)]
         run.say(f"resuming {run_dir} at epoch {run.epoch} of {cfg.epochs}")
+        before = saved.get("kernels")  # absent in checkpoints from before it was kept
+        if before and set(before) != set(run.kernels):
+            run.say(f"warning: this sweep trained on {_builds(before)} kernels and continues on {_builds(run.kernels)}: "
+                    "its members agree with an uninterrupted sweep to rounding, not bitwise")
         return run
 
     def say(self, line: str) -> None:
@@ -278,7 +287,8 @@ class SweepRun(Run):
         return {"plan": self.plan.to_dict(),
                 "states": [{k: v.detach().cpu().clone() for k, v in s.tensors().items()} for s in self.states],
                 "group_epochs": list(self.group_epochs), "history": list(self.history),
-                "events": [dict(e) for e in self.events], "timers": dict(self.timers)}
+                "events": [dict(e) for e in self.events], "timers": dict(self.timers),
+                "kernels": list(self.kernels)}
 
     def load_state_dict(self, state: dict) -> None:
         for s, saved in zip(self.states, state["states"]):
