@@ -134,6 +134,9 @@ class ImageRun(Run):
                 f"fake {r['d_loss_fake']:.3f}  G {r['g_loss']:.3f}  D(x) {r['d_real']:.2f} "
                 f"D(G(z)) {r['d_fake']:.2f}  ({rate:,.1f} it/s)")
 
+    def diverged(self) -> dict:
+        return {0: self.trainer.diverged} if self.trainer.diverged >= 0 else {}
+
     def state_dict(self) -> dict:
         return {"trainer": copy.deepcopy(self.trainer.state_dict())}
 
@@ -157,9 +160,11 @@ class ImageRun(Run):
             "wall_time_s": self.elapsed,
             "iterations_per_s": t.iteration / self.elapsed if self.elapsed > 0 else None,
             "interrupted": interrupted, "resumed": self.source.get("resumed", []),
-            **{k: last.get(k) for k in METRIC_NAMES},
+            **{k: _finite_or_none(last.get(k)) for k in METRIC_NAMES},
+            "diverged": t.diverged >= 0, "on_nan": self.on_nan,
+            "diverged_members": [{"member": k, "epoch": e} for k, e in self.diverged().items()],
         }
-        if cfg.data.kind == "digits" and t.epoch > 0:
+        if cfg.data.kind == "digits" and t.epoch > 0 and t.diverged < 0:  # no digits to score from NaNs
             from ganfast.app.quality import score_digits
 
             noise = fixed_noise(cfg, QUALITY_SAMPLES, QUALITY_NOISE_SEED, self.device)
@@ -178,6 +183,11 @@ class ImageRun(Run):
                   f"p >= 0.9, class spread {q['spread']:.2f} (1 = all ten digits equally), "
                   f"{q['classes_covered']}/10 digits seen", flush=True)
         return summary
+
+
+def _finite_or_none(x):
+    """A metric for summary.json: None where it is missing, NaN or infinite (JSON has no NaN)."""
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _print_nets(trainer: ImageTrainer) -> None:

@@ -70,6 +70,7 @@ class ImageTrainer:
         self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, cfg.loss.generator)
         self.epoch = 0
         self.iteration = 0
+        self.diverged = -1  # the epoch in which a parameter or loss became NaN or infinite
 
     # --- batches -------------------------------------------------------------------------
     def _order(self, epoch: int) -> torch.Tensor:
@@ -84,7 +85,12 @@ class ImageTrainer:
     # --- training ------------------------------------------------------------------------
     def train_epoch(self, on_iteration=None) -> list:
         """One pass over the data set; returns a metrics row (dict) for every `log_every`-th
-        iteration and the epoch's last. `on_iteration(done, total)` is called after each."""
+        iteration and the epoch's last. `on_iteration(done, total)` is called after each.
+
+        At every row the losses and the parameters are checked: a NaN or infinite one sets
+        `diverged` to the epoch and ends the pass there (the row is the last), so a diverged run
+        stops within `log_every` iterations instead of training on NaNs (or on saturated losses
+        that look finite: an infinite weight gives D(x) = 1 and a loss of 100)."""
         cfg, b = self.cfg, self.cfg.batch_size
         order = self._order(self.epoch)
         rows, pos = [], 0
@@ -108,8 +114,12 @@ class ImageTrainer:
                 self.iteration += 1
                 if self.iteration % cfg.log_every == 0 or i == self.iterations_per_epoch - 1:
                     rows.append(self._row(loss_real, loss_fake, g_loss, d_real, d_fake))
+                    if not self._finite((loss_real, loss_fake, g_loss)):
+                        self.diverged = self.epoch + 1
                 if on_iteration is not None:
                     on_iteration(i + 1, self.iterations_per_epoch)
+                if self.diverged >= 0:
+                    break
             self.rng_state = torch.get_rng_state()
         self.epoch += 1
         for opt, o in ((self.d_opt, cfg.optimizer_d), (self.g_opt, cfg.optimizer_g)):
@@ -122,6 +132,13 @@ class ImageTrainer:
         values = (loss_real, loss_fake, g_loss, d_real, d_fake)
         return {"epoch": self.epoch + 1, "iteration": self.iteration,
                 **{k: num(v) for k, v in zip(METRIC_NAMES, values)}}
+
+    @torch.no_grad()
+    def _finite(self, losses) -> bool:
+        """The losses computed (None: not this iteration, g_steps 0) and every parameter of G
+        and D are finite (one reduction per tensor, at the rows only: a few per epoch)."""
+        tensors = [t for t in losses if t is not None] + [p for net in (self.G, self.D) for p in net.parameters()]
+        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
     @torch.no_grad()
     def generate(self, noise: torch.Tensor) -> torch.Tensor:
@@ -141,7 +158,7 @@ class ImageTrainer:
         return {"generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
                 "optimizer_d": self.d_opt.state_dict(), "optimizer_g": self.g_opt.state_dict(),
                 "stream": [self.stream.seed, self.stream.offset], "rng_state": self.rng_state.clone(),
-                "epoch": self.epoch, "iteration": self.iteration}
+                "epoch": self.epoch, "iteration": self.iteration, "diverged": self.diverged}
 
     def load_state_dict(self, state: dict) -> None:
         try:
@@ -152,5 +169,6 @@ class ImageTrainer:
             self.stream.seed, self.stream.offset = (int(v) for v in state["stream"])
             self.rng_state = state["rng_state"].clone()
             self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
+            self.diverged = int(state.get("diverged", -1))  # absent in checkpoints from before it
         except (KeyError, TypeError) as e:
             raise ValueError(f"not the state of an image trainer ({type(e).__name__}: {e})") from None

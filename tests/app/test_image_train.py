@@ -90,6 +90,36 @@ def test_same_seed_same_run_and_global_rng_untouched():
     assert not torch.equal(flat_params(a.G), flat_params(c.G))
 
 
+@pytest.mark.parametrize("net, value", [("G", math.nan), ("D", math.inf), ("D", -math.inf)])
+def test_a_non_finite_parameter_ends_the_epoch_at_the_next_row(net, value):
+    """A NaN or infinite weight (in G or D) is caught at the next logged row: `diverged` is the
+    epoch, the pass ends there, and the next epoch is not entered by the run (its protocol stops)."""
+    t = ImageTrainer(tiny_digits_cfg(), digits(96))  # 6 iterations, a row every 2
+    t.train_epoch()
+    assert t.diverged == -1
+    with torch.no_grad():
+        next(getattr(t, net).parameters()).view(-1)[0] = value
+    rows = t.train_epoch()
+    assert t.diverged == 2 and [r["iteration"] for r in rows] == [8] and t.iteration == 8
+    assert t.state_dict()["diverged"] == 2
+
+
+def test_an_image_run_without_g_steps_is_not_diverged():
+    """g_steps 0: there is no G loss (a NaN in the row), which is not a divergence."""
+    t = ImageTrainer(tiny_digits_cfg(g_steps=0), digits(64))
+    rows = t.train_epoch()
+    assert t.diverged == -1 and all(math.isnan(r["g_loss"]) for r in rows) and t.iteration == 4
+
+
+def test_a_checkpoint_without_the_divergence_field_loads_as_not_diverged():
+    t = ImageTrainer(tiny_digits_cfg(), digits(64))
+    state = t.state_dict()
+    del state["diverged"]  # a checkpoint from before the field
+    t.diverged = 3
+    t.load_state_dict(state)
+    assert t.diverged == -1
+
+
 def test_data_order_is_a_permutation_per_epoch():
     t = ImageTrainer(tiny_digits_cfg(), digits(64))
     o0, o1 = t._order(0), t._order(1)
