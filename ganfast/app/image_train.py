@@ -67,7 +67,9 @@ class ImageTrainer:
         self.rng_state = init.get_state()  # continues where the init left off: nn.Dropout's draws
         self.d_opt = make_optimizer(cfg.optimizer_d, self.D.parameters(), cfg.optimizer_d.lr, fused=True)
         self.g_opt = make_optimizer(cfg.optimizer_g, self.G.parameters(), cfg.optimizer_g.lr, fused=True)
-        self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, cfg.loss.generator)
+        # nonfinite_ok: a NaN must reach the divergence check at the next row (train_epoch), not
+        # make nn.BCELoss raise on the PyTorch nets (bce_with_nan is nn.BCELoss on finite input).
+        self.steps = GanSteps(self.G, self.D, self.d_opt, self.g_opt, cfg.loss.generator, nonfinite_ok=True)
         self.epoch = 0
         self.iteration = 0
         self.diverged = -1  # the epoch in which a parameter or loss became NaN or infinite

@@ -139,15 +139,18 @@ def test_on_nan_is_for_toy_runs(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_an_image_run_that_diverges_stops_with_status_3(tmp_path, capsys):
-    """Image runs are watched too: Adam at lr 1e300 makes the weights infinite while the losses
-    stay finite (D(G(z)) = 1, a loss of 100), which before ran on to exit 0 and scored 'digits'.
-    Now the run stops at the next logged row, says so once on stderr, and its resume stops again."""
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_an_image_run_that_diverges_stops_with_status_3(tmp_path, capsys, backend):
+    """Image runs are watched too: Adam at lr 1e300 makes the weights infinite. On the fused nets
+    the losses stay finite (D(G(z)) = 1, a loss of 100) and the run went on to exit 0 and scored
+    'digits'; on the PyTorch nets nn.BCELoss raised on the NaN (a traceback, exit 1). Now the run
+    stops at the next logged row, says so once on stderr, and its resume stops again."""
     pytest.importorskip("sklearn")
     config = write_toy_config(tmp_path / "c.yaml", "digits-mlp", **{
         "data.limit": 64, "batch_size": 16, "log_every": 2, "epochs": 3, "generator.hidden": [32],
         "discriminator.hidden": [32], "optimizer_g.lr": 1e300})
-    assert train_cli.main(["--config", str(config), "--out", str(tmp_path / "out"), "--no-plots"]) == 3
+    assert train_cli.main(["--config", str(config), "--out", str(tmp_path / "out"), "--no-plots",
+                           "--backend", backend]) == 3
     out, err = capsys.readouterr()
     assert err.strip().splitlines() == ["error: the run diverged (member 0 at epoch 1); its report says so"]
     assert "diverged: the GAN at epoch 1 (a parameter or loss became NaN or infinite); stopping" in out
@@ -157,7 +160,7 @@ def test_an_image_run_that_diverges_stops_with_status_3(tmp_path, capsys):
     assert summary["diverged"] is True and summary["diverged_members"] == [{"member": 0, "epoch": 1}]
     assert (summary["epochs"], summary["iterations"]) == (1, 2) and "quality" not in summary
     assert [int(r["iteration"]) for r in read_csv(run / "metrics.csv")] == [2]
-    assert train_cli.main(["--resume", str(run), "--no-plots"]) == 3  # the checkpoint keeps it
+    assert train_cli.main(["--resume", str(run), "--no-plots", "--backend", backend]) == 3  # the checkpoint keeps it
     out, err = capsys.readouterr()
     assert "diverged: the GAN at epoch 1" in out and "epoch 2/3" not in out
     assert json.loads((run / "summary.json").read_text())["iterations"] == 2
