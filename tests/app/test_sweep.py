@@ -22,7 +22,7 @@ import ganfast
 from conftest import assert_drawn, read_csv, requires_ext, run_dir_of
 from ganfast.app.config import ConfigError, load_preset
 from ganfast.app.run import read_checkpoint
-from ganfast.app.sweep import cli, pbt, scoring
+from ganfast.app.sweep import cli, dist, pbt, scoring
 from ganfast.app.sweep import run as sweep_run
 from ganfast.app.sweep.grid import make_cells, parse_grid
 from ganfast.app.sweep.groups import init_group, make_groups
@@ -456,7 +456,7 @@ def test_resume_takes_no_plan_flags(tmp_path, capsys):
     (["cuda NVIDIA H200", "cuda NVIDIA A100"], None),
 ])
 def test_ranks_on_different_kernel_builds_are_named_in_one_warning(builds, fix):
-    note = sweep_run.mixed_builds_note(builds)
+    note = dist.mixed_builds_note(builds)
     assert note.startswith("warning: the ranks run different kernel builds (rank 0: ") and "\n" not in note
     assert f"rank {len(builds) - 1}: {builds[-1]})" in note and "not bitwise" in note
     assert (fix in note) if fix else ("GANFAST_CPU_ISA" not in note)
@@ -464,7 +464,7 @@ def test_ranks_on_different_kernel_builds_are_named_in_one_warning(builds, fix):
 
 @pytest.mark.parametrize("builds", [["avx2"], ["avx512"] * 3, ["cuda NVIDIA H200"] * 2])
 def test_ranks_on_one_kernel_build_get_no_warning(builds):
-    assert sweep_run.mixed_builds_note(builds) is None
+    assert dist.mixed_builds_note(builds) is None
 
 
 def test_two_ranks_give_bitwise_the_same_folder_as_one(tmp_path):

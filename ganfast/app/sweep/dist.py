@@ -7,6 +7,9 @@ Under torchrun (WORLD_SIZE > 1 in the environment) every rank joins the default 
 gloo for states on the CPU and nccl for CUDA states. Ranks exchange only small Python objects (a
 member's scores, the tensors of the members a PBT step copies, states for a checkpoint), so one
 primitive, `all_gather_object`, carries all of it; the tensors travel on the CPU.
+
+Every rank also names its kernel build (`kernel_build`): the CPU builds agree to rounding only,
+so a sweep is bitwise reproducible on one build, and ranks on several get a warning.
 """
 from __future__ import annotations
 
@@ -63,3 +66,37 @@ def from_environment(device: torch.device) -> Comm:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=TIMEOUT)
     return Comm(dist.get_rank(), dist.get_world_size(), distributed=True)
+
+
+# --- the ranks' kernel builds ------------------------------------------------------------------
+
+def kernel_build(device: torch.device) -> str:
+    """What trains this rank's members: the CPU kernels' instruction set, or the GPU's name."""
+    if device.type == "cuda":
+        return f"cuda {torch.cuda.get_device_name(device)}"
+    from ganfast import _ext
+
+    return _ext.info()["cpu_isa"] or "fallback"
+
+
+def mixed_builds_note(builds: list) -> str | None:
+    """One warning line when the ranks run different kernel builds, else None. The builds agree to
+    rounding, not bitwise (FMA and the vector width order the sums differently), and a GAN's
+    training amplifies rounding: such a sweep's members differ from a one-rank sweep's."""
+    if len(set(builds)) <= 1:
+        return None
+    ranks = ", ".join(f"rank {r}: {b}" for r, b in enumerate(builds))
+    cpu = [b for b in builds if b in ISA_ORDER]
+    fix = (f"; GANFAST_CPU_ISA={min(cpu, key=ISA_ORDER.index)} on every rank makes them bitwise"
+           if len(cpu) == len(builds) else "")
+    return (f"warning: the ranks run different kernel builds ({ranks}): members agree with a one-rank "
+            f"sweep to rounding, not bitwise{fix}")
+
+
+def builds_label(builds: list) -> str:
+    """'avx2' or 'avx2/avx512': the distinct builds, in first-seen order."""
+    return "/".join(dict.fromkeys(builds))
+
+
+#: The CPU builds, each runnable wherever the next one is.
+ISA_ORDER = ("baseline", "avx2", "avx512")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ganfast.app.files import atomic_write
+from ganfast.app.sweep.dist import builds_label
 from ganfast.app.sweep.pbt import lineage
 
 
@@ -34,7 +35,7 @@ def lines(run, summary: dict, images: dict) -> list:
            f"modes): {_pct(summary['all_modes'])}."
            if summary.get("all_modes") else ""), "",
         f"Wall time {summary['wall_time_s']:.1f} s ({summary['threads']} thread(s), {summary['ranks']} rank(s), "
-        f"kernels {'/'.join(dict.fromkeys(summary.get('kernels') or ['?']))}), "
+        f"kernels {builds_label(summary.get('kernels') or ['?'])}), "
         f"training {summary['train_time_s']:.1f} s, "
         + (f"{summary['gan_epochs_per_s']:,.0f} GAN-epochs/s; " if summary.get("gan_epochs_per_s") else "")
         + (f"the sweep's own overhead (scoring, PBT, files, plots) {100 * summary['overhead_share']:.1f}% "

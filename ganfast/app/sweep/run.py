@@ -29,7 +29,7 @@ from ganfast.app.config import TrainConfig
 from ganfast.app.run import Options, Progress, Run, RunError, new_run_dir, write_config
 from ganfast.app.sweep import groups as grouping
 from ganfast.app.sweep import pbt, scoring
-from ganfast.app.sweep.dist import Comm
+from ganfast.app.sweep.dist import Comm, builds_label, kernel_build, mixed_builds_note
 from ganfast.app.sweep.grid import make_cells, parse_grid
 from ganfast.app.sweep.results import finish_sweep
 from ganfast.app.toy_run import CallSizer
@@ -77,38 +77,6 @@ class Plan:
                 self.pbt.check(self.eval_every, cfg.epochs)
             except ValueError as e:
                 raise RunError(str(e)) from None
-
-
-def kernel_build(device: torch.device) -> str:
-    """What trains this rank's members: the CPU kernels' instruction set, or the GPU's name."""
-    if device.type == "cuda":
-        return f"cuda {torch.cuda.get_device_name(device)}"
-    from ganfast import _ext
-
-    return _ext.info()["cpu_isa"] or "fallback"
-
-
-def mixed_builds_note(builds: list) -> str | None:
-    """One warning line when the ranks run different kernel builds, else None. The builds agree to
-    rounding, not bitwise (FMA and the vector width order the sums differently), and a GAN's
-    training amplifies rounding: such a sweep's members differ from a one-rank sweep's."""
-    if len(set(builds)) <= 1:
-        return None
-    ranks = ", ".join(f"rank {r}: {b}" for r, b in enumerate(builds))
-    cpu = [b for b in builds if b in ISA_ORDER]
-    fix = (f"; GANFAST_CPU_ISA={min(cpu, key=ISA_ORDER.index)} on every rank makes them bitwise"
-           if len(cpu) == len(builds) else "")
-    return (f"warning: the ranks run different kernel builds ({ranks}): members agree with a one-rank "
-            f"sweep to rounding, not bitwise{fix}")
-
-
-def _builds(builds: list) -> str:
-    """'avx2' or 'avx2/avx512': the distinct builds, in first-seen order."""
-    return "/".join(dict.fromkeys(builds))
-
-
-#: The CPU builds, each runnable wherever the next one is.
-ISA_ORDER = ("baseline", "avx2", "avx512")
 
 
 class SweepRun(Run):
@@ -176,7 +144,7 @@ class SweepRun(Run):
         run.say(f"resuming {run_dir} at epoch {run.epoch} of {cfg.epochs}")
         before = saved.get("kernels")  # absent in checkpoints from before it was kept
         if before and set(before) != set(run.kernels):
-            run.say(f"warning: this sweep trained on {_builds(before)} kernels and continues on {_builds(run.kernels)}: "
+            run.say(f"warning: this sweep trained on {builds_label(before)} kernels and continues on {builds_label(run.kernels)}: "
                     "its members agree with an uninterrupted sweep to rounding, not bitwise")
         return run
 
